@@ -1,0 +1,1 @@
+"""cc_storeplugin: connects Magento 2 and Kibo eCommerce stores to Constant Contact."""
