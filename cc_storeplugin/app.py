@@ -16,7 +16,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build an app from the environment, with ``config`` overriding any setting."""
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(settings.from_env())
     app.config.update(config or {})
     settings.check(app.config)
@@ -34,7 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     secretbox.init_app(app)
     queues.init_app(app)
 
-    from cc_storeplugin.web.health import bp as health_bp
+    from cc_storeplugin.web import register_web
 
-    app.register_blueprint(health_bp)
+    register_web(app)
     return app

@@ -28,12 +28,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the job.")
-def demo(timeout: float) -> None:
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for jobs.")
+@click.option("--customers", default=2000, show_default=True, help="Size of the generated store.")
+@click.option("--keep-running", is_flag=True, help="Leave the servers up to browse them.")
+def demo(timeout: float, customers: int, keep_running: bool) -> None:
     """Run the main job end to end on embedded defaults (SQLite, in-process queue)."""
     from cc_storeplugin.demo import run_demo
 
-    sys.exit(run_demo(timeout=timeout))
+    sys.exit(run_demo(timeout=timeout, customers=customers, keep_running=keep_running))
 
 
 @main.command()

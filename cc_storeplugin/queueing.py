@@ -1,7 +1,8 @@
 """The Redis connection behind RQ: the real server from REDIS_URL, or an embedded stand-in.
 
 With ``REDIS_URL`` unset (the demo, a laptop) the queues live in an in-process fakeredis
-server and :class:`EmbeddedWorker` threads run the very same job functions.
+server owned by the app, and an :class:`EmbeddedWorker` thread runs the very same job
+functions. Nothing is shared between processes in this mode: it is for one process only.
 """
 
 from __future__ import annotations
@@ -18,19 +19,13 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 QUEUE_NAMES = ("imports", "sync", "default")
-_embedded_server = None
-_embedded_lock = threading.Lock()
 
 
 def _embedded_connection() -> redis.Redis:
-    """One in-process fakeredis server per process, shared by every app and thread."""
-    global _embedded_server
-    import fakeredis  # optional at runtime: only the embedded mode needs it
+    """A private in-process fakeredis server for one app, shared by its threads."""
+    import fakeredis  # only the embedded mode needs it
 
-    with _embedded_lock:
-        if _embedded_server is None:
-            _embedded_server = fakeredis.FakeServer()
-        return fakeredis.FakeRedis(server=_embedded_server)
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from cc_storeplugin.app import create_app
 from cc_storeplugin.config import normalize_database_url
 from cc_storeplugin.extensions import db as _db
+from cc_storeplugin.queueing import queues
 
 PG_URL = normalize_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
@@ -112,6 +113,7 @@ def app(sqlite_url):
     app = make_app(sqlite_url)
     with app.app_context():
         _db.create_all()
+        queues.connection.flushall()  # the embedded server lives as long as the process
         yield app
         _db.session.remove()
         dispose_engines()

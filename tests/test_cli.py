@@ -76,13 +76,21 @@ def test_db_upgrade_migrates_an_empty_database(monkeypatch, tmp_path):
     assert {"merchants", "customers", "sync_runs", "consent_events"} <= tables
 
 
-def test_demo_runs_the_smoke_job_through_the_embedded_queue(tmp_path):
+def test_demo_performs_the_magento_handshake_against_the_sandboxes(tmp_path):
     exe = Path(sys.executable).with_name("cc-storeplugin")
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["CC_INSTANCE_DIR"] = str(tmp_path / "instance")
-    proc = subprocess.run([str(exe), "demo"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "demo", "--customers", "300"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "COMPLETE" in proc.stdout
+    assert "signed in with Constant Contact" in proc.stdout
+    assert ": importing; store view" in proc.stdout
+    assert '"customers_in_store": 300' in proc.stdout
     assert "healthz 200" in proc.stdout
     assert (tmp_path / "instance" / "encryption.key").exists()
 

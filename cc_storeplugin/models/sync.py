@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cc_storeplugin.models.base import Base, BigId, UTCDateTime, utcnow
 
@@ -63,6 +63,8 @@ class SyncRun(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow
     )
+
+    connection: Mapped[StoreConnection | None] = relationship()  # noqa: F821
 
 
 class SyncError(Base):
