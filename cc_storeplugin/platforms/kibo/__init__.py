@@ -1,0 +1,1 @@
+"""Kibo eCommerce platform: app-ticket client (``client``), errors and the source adapter."""
