@@ -8,18 +8,11 @@ import time
 
 import click
 
-NOT_YET = 2  # exit code of a command whose feature is not built yet
-
 
 def _app(**overrides):
     from cc_storeplugin.app import create_app
 
     return create_app(overrides or None)
-
-
-def _not_available(what: str, issue: str) -> None:
-    click.echo(f"{what}: not available yet (arrives with the {issue} issue)", err=True)
-    sys.exit(NOT_YET)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,14 +21,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for jobs.")
-@click.option("--customers", default=2000, show_default=True, help="Size of the generated store.")
+@click.option("--customers", default=20000, show_default=True, help="Size of the generated store.")
 @click.option("--keep-running", is_flag=True, help="Leave the servers up to browse them.")
-def demo(timeout: float, customers: int, keep_running: bool) -> None:
+def demo(customers: int, keep_running: bool) -> None:
     """Run the main job end to end on embedded defaults (SQLite, in-process queue)."""
     from cc_storeplugin.demo import run_demo
 
-    sys.exit(run_demo(timeout=timeout, customers=customers, keep_running=keep_running))
+    sys.exit(run_demo(customers=customers, keep_running=keep_running))
 
 
 @main.command()
@@ -137,9 +129,32 @@ def sandbox(
 
 @main.command("import")
 @click.argument("connection_id", type=int)
-def import_(connection_id: int) -> None:
-    """Start the initial import of a connection."""
-    _not_available(f"import {connection_id}", "Initial import")
+@click.option("--wait/--no-wait", default=None, help="Follow the run (default: when embedded).")
+def import_(connection_id: int, wait: bool | None) -> None:
+    """Start the initial import of a connection (again)."""
+    from cc_storeplugin.extensions import db
+    from cc_storeplugin.models import StoreConnection
+    from cc_storeplugin.progress import follow_run
+    from cc_storeplugin.sync.import_job import start_import
+
+    app = _app()
+    with app.app_context():
+        if db.session.get(StoreConnection, connection_id) is None:
+            click.echo(f"no connection {connection_id}", err=True)
+            sys.exit(1)
+        run_id = start_import(connection_id)
+        click.echo(f"import queued as run {run_id}")
+        embedded = not app.config.get("REDIS_URL")
+        if wait or (wait is None and embedded):
+            from cc_storeplugin.queueing import EmbeddedWorker
+
+            worker = EmbeddedWorker(app).start() if embedded else None
+            try:
+                status = follow_run(run_id)
+            finally:
+                if worker:
+                    worker.stop()
+            sys.exit(0 if status == "COMPLETE" else 1)
 
 
 @main.command()

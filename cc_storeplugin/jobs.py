@@ -7,6 +7,7 @@ long jobs keep their progress in a SyncRun row whose id travels in ``job.meta``.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -102,10 +103,14 @@ def on_job_failure(job: Job, connection: Any, exc_type: type, exc: BaseException
     from cc_storeplugin.sync.runs import mark_failed, note_attempt_failed
 
     def record() -> None:
-        if final:
-            mark_failed(run_id, f"{exc_type.__name__}: {exc}")
-        else:
+        if not final:
             note_attempt_failed(run_id, f"{exc_type.__name__}: {exc}")
+            return
+        mark_failed(run_id, f"{exc_type.__name__}: {exc}")
+        hook = (job.meta or {}).get("final_failure")
+        if hook:  # e.g. the import's: mark the connection failed and email the merchant
+            module, _, name = hook.rpartition(".")
+            getattr(importlib.import_module(module), name)(run_id, f"{exc_type.__name__}: {exc}")
 
     if has_app_context():
         record()

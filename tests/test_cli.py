@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cc_storeplugin.cli import NOT_YET, main
+from cc_storeplugin.cli import main
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Merchant, StoreConnection
 from cc_storeplugin.sync.runs import create_run, set_progress
@@ -24,11 +24,14 @@ def test_help_lists_every_command_of_the_contract():
     assert "upgrade" in sub.output
 
 
-def test_a_command_whose_feature_is_not_built_says_so_and_fails():
+def test_import_of_an_unknown_connection_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("ENCRYPTION_KEY", _key())
+    monkeypatch.setenv("SECRET_KEY", "s")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'i.sqlite'}")
+    CliRunner().invoke(main, ["db", "upgrade"])
     result = CliRunner().invoke(main, ["import", "7"])
-    assert result.exit_code == NOT_YET
-    assert "not available yet" in result.output
-    assert "imported" not in result.output
+    assert result.exit_code == 1
+    assert "no connection 7" in result.output
 
 
 def test_status_shows_connections_and_their_latest_run(app, monkeypatch):
@@ -89,8 +92,9 @@ def test_demo_performs_the_magento_handshake_against_the_sandboxes(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "signed in with Constant Contact" in proc.stdout
-    assert ": importing; store view" in proc.stdout
-    assert '"customers_in_store": 300' in proc.stdout
+    assert ": active; store view" in proc.stdout
+    assert "Magento – All Customers" in proc.stdout
+    assert "Subject: Your Magento import is complete" in proc.stdout
     assert "healthz 200" in proc.stdout
     assert (tmp_path / "instance" / "encryption.key").exists()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from cc_storeplugin.models.sync import ERROR_REASONS
+
 
 class ConnectionCreate(Schema):
     """POST /api/v1/connections"""
@@ -47,3 +49,30 @@ class ConnectionOut(Schema):
     identity_link_url = fields.String()
     progress = fields.Nested(Progress, allow_none=True)
     last_run = fields.Nested(RunOut, allow_none=True)
+
+
+class ListOut(Schema):
+    key = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    cc_list_id = fields.String(allow_none=True)
+    members_in_store = fields.Integer()
+    members_in_cc = fields.Integer(allow_none=True)
+
+
+class ErrorsQuery(Schema):
+    """Query string of GET /connections/<id>/errors."""
+
+    reason = fields.String(validate=validate.OneOf(list(ERROR_REASONS)))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    before = fields.Integer(validate=validate.Range(min=1))
+
+
+class ErrorOut(Schema):
+    id = fields.Integer()
+    run_id = fields.Integer()
+    record_type = fields.String()
+    record_ref = fields.String()
+    reason = fields.String()
+    message = fields.String()
+    created_at = fields.DateTime()

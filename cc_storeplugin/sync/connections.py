@@ -15,7 +15,6 @@ from cc_storeplugin.extensions import db
 from cc_storeplugin.jobs import enqueue
 from cc_storeplugin.models import StoreConnection, utcnow
 from cc_storeplugin.platforms.magento.handshake import is_insecure
-from cc_storeplugin.sync.runs import create_run
 
 DISCONNECTED_REASON = "disconnected — reauthorize in Magento"
 CONNECTED_STATUSES = ("importing", "active")
@@ -117,6 +116,28 @@ def record_exchange(
             conn.status, conn.status_reason = resume, None
     _save_magento_state(conn, state)
     db.session.commit()
+    if tokens is not None:
+        resume_paused_runs(conn.id)
+
+
+def resume_paused_runs(connection_id: int) -> list[int]:
+    """Re-enqueue the unfinished imports a pause stopped; they continue from their checkpoint."""
+    from sqlalchemy import select
+
+    from cc_storeplugin.models import SyncRun
+    from cc_storeplugin.sync.import_job import enqueue_run
+
+    runs = db.session.scalars(
+        select(SyncRun).where(
+            SyncRun.connection_id == connection_id,
+            SyncRun.kind == "import",
+            SyncRun.status.in_(("QUEUED", "RUNNING")),
+            SyncRun.phase.like("paused%"),
+        )
+    ).all()
+    for run in runs:
+        enqueue_run(run.id, attempt=run.attempts)
+    return [r.id for r in runs]
 
 
 def complete_magento_integration(conn: StoreConnection, store: dict[str, Any]) -> int:
@@ -125,25 +146,16 @@ def complete_magento_integration(conn: StoreConnection, store: dict[str, Any]) -
     conn.status = "importing"
     conn.status_reason = None
     db.session.commit()
-    run = create_run("import", conn.id)
-    from cc_storeplugin.sync.imports import record_import_request
+    from cc_storeplugin.sync.import_job import start_import
 
-    enqueue(
-        record_import_request,
-        run.id,
-        queue="imports",
-        job_id=f"import-{run.id}",
-        sync_run_id=run.id,
-        timeout="10m",
-    )
-    return run.id
+    return start_import(conn.id)
 
 
 def mark_disconnected(connection_id: int, reason: str = DISCONNECTED_REASON) -> None:
     """The store revoked access (a 401 on a token that used to work): pause and tell."""
     conn = db.session.get(StoreConnection, connection_id)
-    if conn is None or conn.status == "disconnected":
-        return
+    if conn is None or conn.status in ("disconnected", "connecting"):
+        return  # already paused, or a Reauthorize is replacing the token right now
     state = magento_state(conn)
     state["resume_status"] = conn.status if conn.status in CONNECTED_STATUSES else "active"
     _save_magento_state(conn, state)

@@ -8,6 +8,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from cc_storeplugin.constantcontact import oauth2
 from cc_storeplugin.constantcontact.errors import AuthorizationFailed
+from cc_storeplugin.sync.connections import resume_paused_runs
 from cc_storeplugin.web.session import safe_next, sign_in
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -44,6 +45,8 @@ def callback():
     except AuthorizationFailed as exc:
         return _failed(f"Constant Contact refused the sign-in: {exc}", 502)
     sign_in(merchant)
+    for conn in merchant.connections:  # a lapsed authorization paused them; resume now
+        resume_paused_runs(conn.id)
     return redirect(safe_next(pending.get("next")))
 
 

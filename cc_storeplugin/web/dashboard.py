@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from sqlalchemy import select
 
 from cc_storeplugin.extensions import db
-from cc_storeplugin.models import StoreConnection, SyncRun
+from cc_storeplugin.models import StoreConnection, SyncError, SyncRun
 from cc_storeplugin.platforms.magento.handshake import INTEGRATION_NAME, RESOURCES
 from cc_storeplugin.sync.connections import magento_state, magento_urls
 from cc_storeplugin.web.session import current_merchant, login_required, owned_connection
@@ -54,3 +54,17 @@ def connection(connection_id: int):
         resources=RESOURCES,
         last_run=last_run,
     )
+
+
+@bp.get("/connections/<int:connection_id>/errors")
+@login_required
+def errors(connection_id: int):
+    """The quarantined records of a connection, newest first, with why each was left out."""
+    conn = owned_connection(connection_id)
+    rows = db.session.scalars(
+        select(SyncError)
+        .where(SyncError.connection_id == conn.id)
+        .order_by(SyncError.id.desc())
+        .limit(500)
+    ).all()
+    return render_template("errors.html", conn=conn, errors=rows)

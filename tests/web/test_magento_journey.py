@@ -6,18 +6,19 @@ consumer to the Callback URL (5 s timeout, no redirects) and opens the Identity 
 
 import sqlite3
 import time
+from datetime import datetime
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
 from cc_storeplugin.extensions import db
-from cc_storeplugin.jobs import enqueue
-from cc_storeplugin.models import Merchant, StoreConnection, SyncRun
+from cc_storeplugin.models import Merchant, Segment, StoreConnection, SyncRun
 from cc_storeplugin.sandbox.merchant import connect_magento, sign_in
 from cc_storeplugin.sandbox.stack import start_stack
-from cc_storeplugin.sync.imports import record_import_request
+from cc_storeplugin.sync.import_job import run_import, start_import
 from cc_storeplugin.sync.runs import create_run
+from tests.oracle import expected_lists
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def stack(tmp_path, store_factory):
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
             "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SECRET_KEY": "journey",
+            "INSTANCE_DIR": str(tmp_path),
             "REDIS_URL": None,
         },
         cc_options={"auto_approve": False},
@@ -73,19 +75,44 @@ def test_sign_in_connect_allow_select_complete(stack):
         merchant = db.session.get(Merchant, conn.merchant_id)
         assert merchant.cc_account_id  # created from the CC account summary
 
-    # The import job records the store's real totals through the new access token.
+    # The import runs through the new access token; the CC lists equal the oracle's sets.
+    run = wait_for(stack.app, lambda: _finished_run(hs.connection_id), timeout=120)
+    assert run["status"] == "COMPLETE", run
+    assert_cc_lists_match(stack, hs.connection_id, run)
     customers = (
         sqlite3.connect(stack.store_file).execute("SELECT COUNT(*) FROM customers").fetchone()[0]
     )
-    totals = wait_for(
-        stack.app,
-        lambda: db.session.scalars(
-            db.select(SyncRun.totals).where(
-                SyncRun.connection_id == hs.connection_id, SyncRun.phase == "requested"
-            )
-        ).first(),
-    )
-    assert totals["customers_in_store"] == customers
+    assert run["totals"]["customers_in_store"] == customers
+    with stack.app.app_context():
+        assert db.session.get(StoreConnection, hs.connection_id).status == "active"
+
+
+def _finished_run(connection_id):
+    row = db.session.execute(
+        db.select(SyncRun.id, SyncRun.status, SyncRun.totals, SyncRun.checkpoint).where(
+            SyncRun.connection_id == connection_id, SyncRun.status.in_(("COMPLETE", "FAILED"))
+        )
+    ).first()
+    return row._asdict() if row else None
+
+
+def assert_cc_lists_match(stack, connection_id, run):
+    """Every CC list holds exactly the contacts the store's rows say it should."""
+    now = datetime.fromisoformat(run["checkpoint"]["now"])
+    expected = expected_lists(stack.store_file, now)
+    with stack.app.app_context():
+        segments = db.session.scalars(
+            db.select(Segment).where(Segment.connection_id == connection_id)
+        ).all()
+        lists = {s.key: s.cc_list_id for s in segments}
+    assert set(lists) == set(expected)
+    for key, list_id in lists.items():
+        got = set(
+            requests.get(f"{stack.cc.url}/_sandbox/lists/{list_id}/emails", timeout=30).json()[
+                "emails"
+            ]
+        )
+        assert got == expected[key], (key, sorted(got ^ expected[key])[:10])
 
 
 def test_the_raw_database_holds_no_plaintext_secret(stack):
@@ -133,8 +160,7 @@ def test_a_revoked_token_disconnects_and_pauses_the_connection(stack):
     hs = connect_magento(browser, stack.plugin_url, stack.magento.url)
     requests.delete(f"{stack.magento.url}/_sandbox/integrations/{hs.integration_id}", timeout=30)
     with stack.app.app_context():
-        run = create_run("import", hs.connection_id)
-        enqueue(record_import_request, run.id, queue="imports", sync_run_id=run.id)
+        start_import(hs.connection_id)
     conn = wait_for(
         stack.app,
         lambda: (
@@ -149,6 +175,6 @@ def test_a_revoked_token_disconnects_and_pauses_the_connection(stack):
     # A paused connection's jobs do no work and do not fail.
     with stack.app.app_context():
         again = create_run("import", hs.connection_id).id
-        assert record_import_request(again) == "paused"
+        assert run_import(again) == "paused"
         run = db.session.get(SyncRun, again)
         assert run.status == "QUEUED" and run.phase.startswith("paused: disconnected")

@@ -1,0 +1,198 @@
+"""Fill the Constant Contact lists from the segment memberships with the fewest calls.
+
+Contacts are streamed from SQL ordered by their *combination* of lists (a bit per segment)
+and id, so each contacts_json_import carries one ``list_ids`` set and up to 40,000 rows
+(< 4 MB). After every activity the position is checkpointed; a killed worker resumes at
+the first chunk not confirmed complete, and a re-sent chunk is harmless (CC lists are sets).
+Unsubscribed contacts are never sent; invalid emails are quarantined as SyncErrors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, and_, delete, exists, insert, literal, or_, select
+
+from cc_storeplugin.constantcontact import bulk
+from cc_storeplugin.constantcontact.client import CCClient
+from cc_storeplugin.constantcontact.emails import check_email
+from cc_storeplugin.extensions import db
+from cc_storeplugin.models import Customer, Segment, SegmentMembership, SyncError
+
+Checkpoint = dict[str, Any]
+STREAM_BATCH = 5000
+
+
+@dataclass
+class Chunk:
+    combo: int
+    rows: list[dict[str, Any]]
+    last_id: int
+    invalid: list[tuple[int, str, str]]  # (customer id, email, reason)
+
+
+def export_segments(
+    client: CCClient,
+    connection_id: int,
+    run_id: int,
+    checkpoint: Checkpoint,
+    save: Callable[[Checkpoint], None],
+    progress: Callable[[int], None] | None = None,
+) -> Checkpoint:
+    """Send every consenting contact to its lists; returns the final checkpoint."""
+    segments = _segments(connection_id)
+    all_list = next(s.cc_list_id for s in segments if s.key == "all")
+    others = [s for s in segments if s.key != "all"]
+    cp = {
+        "after": None,
+        "pending": None,
+        "activities": 0,
+        "sent": 0,
+        "cc_errors": 0,
+        "cannot_add": 0,
+        **checkpoint,
+    }
+    if cp["pending"]:
+        _finish(client, connection_id, run_id, cp, cp["pending"], save)
+    for chunk in _chunks(connection_id, others, cp["after"]):
+        _quarantine(connection_id, run_id, chunk.invalid)
+        if chunk.rows:
+            list_ids = [all_list] + [
+                s.cc_list_id for i, s in enumerate(others) if chunk.combo >> i & 1
+            ]
+            activity_id = bulk.submit_import(client, chunk.rows, list_ids)
+            cp["pending"] = {
+                "activity_id": activity_id,
+                "after": [chunk.combo, chunk.last_id],
+                "rows": len(chunk.rows),
+            }
+            save(cp)
+            _finish(client, connection_id, run_id, cp, cp["pending"], save)
+        else:
+            cp["after"] = [chunk.combo, chunk.last_id]
+            save(cp)
+        if progress:
+            progress(cp["sent"])
+    return cp
+
+
+def _finish(client, connection_id, run_id, cp, pending, save) -> None:
+    """Wait for a submitted activity, record its outcome, move the checkpoint past it."""
+    result = bulk.wait_for_activity(client, pending["activity_id"])
+    errors = [e for e in result.errors if e.get("email")]
+    if errors:
+        _store_errors(
+            connection_id,
+            run_id,
+            [(None, e["email"], e.get("message", "rejected")) for e in errors],
+            "cc_rejected",
+        )
+    cp["activities"] += 1
+    cp["sent"] += pending["rows"]
+    cp["cc_errors"] += result.error_count
+    cp["cannot_add"] += result.cannot_add_to_list_count
+    cp["after"], cp["pending"] = pending["after"], None
+    save(cp)
+
+
+def _segments(connection_id: int) -> list[Segment]:
+    return list(
+        db.session.scalars(
+            select(Segment)
+            .where(Segment.connection_id == connection_id, Segment.cc_list_id.is_not(None))
+            .order_by(Segment.id)
+        )
+    )
+
+
+def _chunks(connection_id: int, others: list[Segment], after: list[int] | None) -> Iterator[Chunk]:
+    """Stream contacts by (combination, id) and cut chunks at combination changes and limits."""
+    bits = [
+        exists()
+        .where(SegmentMembership.segment_id == s.id, SegmentMembership.customer_id == Customer.id)
+        .cast(Integer)
+        * (1 << i)
+        for i, s in enumerate(others)
+    ]
+    combo = sum(bits[1:], bits[0]) if bits else literal(0)
+    inner = (
+        select(
+            Customer.id,
+            Customer.email,
+            Customer.first_name,
+            Customer.last_name,
+            combo.label("combo"),
+        )
+        .where(Customer.connection_id == connection_id, Customer.consent_state != "unsubscribed")
+        .subquery()
+    )
+    stmt = select(inner).order_by(inner.c.combo, inner.c.id)
+    if after:
+        stmt = stmt.where(
+            or_(inner.c.combo > after[0], and_(inner.c.combo == after[0], inner.c.id > after[1]))
+        )
+    result = db.session.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_BATCH))
+    current: Chunk | None = None
+    size = 0
+    for row in result:
+        if current is not None and (
+            row.combo != current.combo or len(current.rows) >= bulk.MAX_ROWS
+        ):
+            yield current
+            current, size = None, 0
+        if current is None:
+            current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
+        email, reason = check_email(row.email)
+        current.last_id = row.id
+        if email is None:
+            current.invalid.append((row.id, row.email, reason or "invalid email"))
+            continue
+        item = bulk.import_row(email, row.first_name, row.last_name)
+        item_bytes = len(json.dumps(item, ensure_ascii=False).encode()) + 1
+        if size + item_bytes > bulk.MAX_BYTES and current.rows:
+            current.last_id = row.id - 1  # ids are integers: the chunk ends just before this row
+            yield current
+            current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
+        current.rows.append(item)
+        size += item_bytes
+    result.close()
+    if current is not None:
+        yield current
+
+
+_WRAPPER_BYTES = 1024  # {"import_data": [...], "list_ids": [...]} around the rows
+
+
+def _quarantine(connection_id: int, run_id: int, invalid: list[tuple[int, str, str]]) -> None:
+    if invalid:
+        _store_errors(connection_id, run_id, invalid, "invalid_email")
+
+
+def _store_errors(
+    connection_id: int, run_id: int, items: list[tuple[int | None, str, str]], reason: str
+) -> None:
+    """Insert SyncErrors once per run and record (a resumed chunk does not double them)."""
+    refs = [email for _, email, _ in items]
+    db.session.execute(
+        delete(SyncError).where(
+            SyncError.run_id == run_id, SyncError.reason == reason, SyncError.record_ref.in_(refs)
+        )
+    )
+    db.session.execute(
+        insert(SyncError),
+        [
+            {
+                "run_id": run_id,
+                "connection_id": connection_id,
+                "record_type": "contact",
+                "record_ref": email,
+                "reason": reason,
+                "message": message[:1000],
+            }
+            for _, email, message in items
+        ],
+    )
+    db.session.commit()

@@ -1,0 +1,302 @@
+"""The initial import: store → mirror → segments → Constant Contact lists → system email.
+
+Phases run in order and persist a checkpoint after every page and every CC activity
+(``SyncRun.checkpoint``), so a retried job resumes where the killed one stopped. ``now``
+is fixed once per run (stored in the checkpoint) so a resumed run evaluates the same rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rq import Retry, get_current_job
+from sqlalchemy import func, select, update
+
+from cc_storeplugin.constantcontact import lists as cc_lists
+from cc_storeplugin.constantcontact.client import CCClient
+from cc_storeplugin.constantcontact.errors import QuotaExceeded, ReauthorizationRequired
+from cc_storeplugin.extensions import db
+from cc_storeplugin.jobs import app_job, enqueue
+from cc_storeplugin.models import (
+    Customer,
+    Segment,
+    SegmentMembership,
+    StoreConnection,
+    SyncError,
+    SyncRun,
+    utcnow,
+)
+from cc_storeplugin.platforms.magento.errors import MagentoUnauthorized
+from cc_storeplugin.segments.builtin import ensure_builtin_segments
+from cc_storeplugin.segments.evaluate import evaluate_segments
+from cc_storeplugin.sync import mirror
+from cc_storeplugin.sync.adapters import adapter_for
+from cc_storeplugin.sync.cc_export import export_segments
+from cc_storeplugin.sync.connections import mark_disconnected, paused_reason
+from cc_storeplugin.sync.consent_sync import pull_cc_unsubscribes, record_skipped_unsubscribed
+from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running
+from cc_storeplugin.sync.stats import recompute_stats
+
+log = logging.getLogger(__name__)
+PHASES = ("customers", "orders", "stats", "segments", "cc_lists", "consent", "cc_export", "verify")
+
+
+def start_import(connection_id: int, *, now: datetime | None = None) -> int:
+    """Create the import's SyncRun and enqueue it once (unique job id per run)."""
+    run = create_run("import", connection_id)
+    enqueue_run(run.id, now=now)
+    return run.id
+
+
+def enqueue_run(run_id: int, *, attempt: int = 0, now: datetime | None = None) -> None:
+    """Enqueue (or, after a pause, re-enqueue) an import run; it resumes from its checkpoint."""
+    job_id = f"import-{run_id}" if not attempt else f"import-{run_id}-resume-{attempt}"
+    enqueue(
+        run_import,
+        run_id,
+        now.isoformat() if now else None,
+        queue="imports",
+        job_id=job_id,
+        sync_run_id=run_id,
+        timeout="12h",
+        retry=Retry(max=5, interval=[15, 60, 300, 900, 1800]),
+        meta={"final_failure": "cc_storeplugin.sync.import_job.import_failed"},
+    )
+
+
+@app_job
+def run_import(run_id: int, now_iso: str | None = None) -> str:
+    """Run (or resume) an import from its checkpoint."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.status == "COMPLETE":
+        return "nothing to do"
+    conn = run.connection
+    reason = paused_reason(conn)
+    if reason:
+        _set(run_id, phase=f"paused: {reason}")
+        return "paused"
+    job = get_current_job()
+    mark_running(run_id, job.id if job else None)
+    cp = dict(run.checkpoint or {})
+    cp.setdefault("now", now_iso or utcnow().isoformat())
+    cp.setdefault("started", time.time())
+    cp.setdefault("phase", PHASES[0])
+    cp.setdefault("calls", {"store": 0, "constantcontact": 0})
+    _save(run_id, cp)
+    if conn.status != "importing":
+        conn.status = "importing"
+        db.session.commit()
+    try:
+        return _run_phases(run_id, conn.id, cp)
+    except MagentoUnauthorized:
+        mark_disconnected(conn.id)
+        _set(run_id, phase="paused: the store revoked access — reauthorize in Magento")
+        return "disconnected"
+    except ReauthorizationRequired:
+        _set(run_id, phase="paused: Constant Contact authorization lapsed — sign in again")
+        return "paused"
+    except QuotaExceeded as exc:
+        _set(run_id, phase=f"paused: Constant Contact daily quota reached ({exc})")
+        raise
+
+
+def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
+    conn = db.session.get(StoreConnection, connection_id)
+    now = datetime.fromisoformat(cp["now"])
+    adapter = adapter_for(conn)
+    cc = CCClient(conn.merchant_id)
+    seen = {"store": 0, "constantcontact": 0}
+
+    def count_calls() -> None:
+        """Add this attempt's new calls to the run's totals (kept across retries)."""
+        now_calls = {"store": _adapter_calls(adapter), "constantcontact": cc.calls}
+        for key, value in now_calls.items():
+            cp["calls"][key] += value - seen[key]
+            seen[key] = value
+
+    def at(phase: str) -> bool:
+        return PHASES.index(cp["phase"]) <= PHASES.index(phase)
+
+    def advance(phase: str) -> None:
+        cp["phase"] = phase
+        count_calls()
+        _save(run_id, cp)
+
+    if at("customers"):
+        _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers, connection_id)
+        advance("orders")
+    if at("orders"):
+        _fetch(run_id, cp, "orders", adapter.orders, mirror.upsert_orders, connection_id)
+        advance("stats")
+    if at("stats"):
+        _set(run_id, phase="stats")
+        recompute_stats(connection_id)
+        advance("segments")
+    if at("segments"):
+        _set(run_id, phase="segments")
+        ensure_builtin_segments(connection_id)
+        cp["segments"] = evaluate_segments(connection_id, now, run_id=run_id)
+        advance("cc_lists")
+    if at("cc_lists"):
+        _set(run_id, phase="cc_lists")
+        for seg in db.session.scalars(
+            select(Segment).where(Segment.connection_id == connection_id)
+        ):
+            if not seg.cc_list_id:
+                seg.cc_list_id = cc_lists.find_or_create_list(cc, seg.name)
+                db.session.commit()
+        advance("consent")
+    if at("consent"):
+        _set(run_id, phase="consent")
+        pull_cc_unsubscribes(cc, connection_id, run_id=run_id)
+        record_skipped_unsubscribed(connection_id, run_id)
+        advance("cc_export")
+    if at("cc_export"):
+        _set(run_id, phase="cc_export")
+
+        def save(export_cp: dict[str, Any]) -> None:
+            cp["export"] = export_cp
+            _save(run_id, cp)
+
+        def progress(sent: int) -> None:
+            _set(run_id, progress_done=sent, phase="cc_export")
+
+        _set(run_id, progress_done=0, progress_total=_sendable(connection_id))
+        cp["export"] = export_segments(
+            cc, connection_id, run_id, cp.get("export") or {}, save, progress
+        )
+        advance("verify")
+    totals = _totals(run_id, connection_id, cp, cc)
+    count_calls()
+    totals["api_calls"] = cp["calls"]
+    mark_complete(run_id, totals)
+    conn = db.session.get(StoreConnection, connection_id)
+    conn.status, conn.status_reason, conn.last_synced_at = "active", None, utcnow()
+    db.session.commit()
+    _notify("send_import_completed", run_id)
+    return "complete"
+
+
+def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
+    """Stream one record kind page by page into the mirror, checkpointing after each page."""
+    cursor = cp.get(f"{kind}_cursor")
+    done = cp.get(f"{kind}_done", 0)
+    _set(run_id, phase=kind)
+    for page in pages(cursor):
+        upsert(connection_id, page.records)
+        if page.rejected:
+            _reject(run_id, connection_id, kind, page.rejected)
+        done += len(page.records) + len(page.rejected)
+        cp[f"{kind}_cursor"], cp[f"{kind}_done"] = page.cursor, done
+        if page.total is not None:
+            cp[f"{kind}_total"] = page.total
+        _save(run_id, cp)
+        total = cp.get("customers_total", 0) + cp.get("orders_total", 0)
+        fetched = cp.get("customers_done", 0) + cp.get("orders_done", 0)
+        _set(run_id, progress_done=fetched, progress_total=total or None, phase=kind)
+
+
+def _reject(run_id: int, connection_id: int, kind: str, rejected: list[tuple[str, str]]) -> None:
+    from cc_storeplugin.sync.cc_export import _store_errors
+
+    reason = "missing_field"
+    _store_errors(connection_id, run_id, [(None, ref, why) for ref, why in rejected], reason)
+
+
+def _sendable(connection_id: int) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.connection_id == connection_id, Customer.consent_state != "unsubscribed")
+    )
+
+
+def _totals(run_id: int, connection_id: int, cp: dict[str, Any], cc: CCClient) -> dict[str, Any]:
+    """The completion figures: lists in the store and in CC, skips by reason, calls, duration."""
+    segs = list(
+        db.session.scalars(
+            select(Segment).where(Segment.connection_id == connection_id).order_by(Segment.id)
+        )
+    )
+    counts = dict(
+        db.session.execute(
+            select(SegmentMembership.segment_id, func.count())
+            .where(SegmentMembership.segment_id.in_([s.id for s in segs]))
+            .group_by(SegmentMembership.segment_id)
+        ).all()
+    )
+    in_cc = cc_lists.list_member_counts(cc, [s.cc_list_id for s in segs if s.cc_list_id])
+    skipped = dict(
+        db.session.execute(
+            select(SyncError.reason, func.count())
+            .where(SyncError.run_id == run_id)
+            .group_by(SyncError.reason)
+        ).all()
+    )
+    skipped["unsubscribed"] = db.session.scalar(
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.connection_id == connection_id, Customer.consent_state == "unsubscribed")
+    )
+    return {
+        "customers_in_store": cp.get("customers_total", cp.get("customers_done", 0)),
+        "orders_in_store": cp.get("orders_total", cp.get("orders_done", 0)),
+        "contacts": db.session.scalar(
+            select(func.count())
+            .select_from(Customer)
+            .where(Customer.connection_id == connection_id)
+        ),
+        "lists": [
+            {
+                "key": s.key,
+                "name": s.name,
+                "cc_list_id": s.cc_list_id,
+                "members_in_store": counts.get(s.id, 0),
+                "members_in_cc": in_cc.get(s.cc_list_id, 0),
+            }
+            for s in segs
+        ],
+        "skipped": skipped,
+        "contacts_sent": (cp.get("export") or {}).get("sent", 0),
+        "cc_activities": (cp.get("export") or {}).get("activities", 0),
+        "api_calls": cp["calls"],
+        "duration_s": round(time.time() - cp["started"], 1),
+    }
+
+
+def import_failed(run_id: int, message: str) -> None:
+    """Final failure (no retry left): the connection shows it and the merchant is emailed."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.connection is None:
+        return
+    run.connection.status = "failed"
+    run.connection.status_reason = f"import failed: {message}"
+    db.session.commit()
+    _notify("send_import_failed", run_id)
+
+
+def _notify(name: str, run_id: int) -> None:
+    """Send a system email; a mail outage is logged, it never fails the import itself."""
+    from cc_storeplugin.notify import imports as emails
+
+    try:
+        getattr(emails, name)(run_id)
+    except Exception:  # SMTP down, bad address...: the run's outcome stands
+        log.exception("could not send %s for run %s", name, run_id)
+
+
+def _adapter_calls(adapter: Any) -> int:
+    return int(getattr(adapter, "calls", 0) or 0)
+
+
+def _save(run_id: int, cp: dict[str, Any]) -> None:
+    _set(run_id, checkpoint=dict(cp))
+
+
+def _set(run_id: int, **values: Any) -> None:
+    values["updated_at"] = datetime.now(UTC)
+    db.session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+    db.session.commit()
