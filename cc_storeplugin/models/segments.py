@@ -61,6 +61,8 @@ class SegmentTransition(Base):
         CheckConstraint("action IN ('entered', 'left')", name="action"),
         Index("ix_segment_transitions_customer", "customer_id", "occurred_at"),
         Index("ix_segment_transitions_conn", "connection_id", "occurred_at"),
+        # The CC step reads "transitions of run R for segment S with action X".
+        Index("ix_segment_transitions_run", "segment_id", "sync_run_id", "action"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
