@@ -134,33 +134,52 @@ def _chunks(connection_id: int, others: list[Segment], after: list[int] | None) 
         stmt = stmt.where(
             or_(inner.c.combo > after[0], and_(inner.c.combo == after[0], inner.c.id > after[1]))
         )
-    result = db.session.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_BATCH))
-    current: Chunk | None = None
-    size = 0
-    for row in result:
-        if current is not None and (
-            row.combo != current.combo or len(current.rows) >= bulk.MAX_ROWS
-        ):
+    reader, result = _stream(stmt)
+    try:
+        current: Chunk | None = None
+        size = 0
+        for row in result:
+            if current is not None and (
+                row.combo != current.combo or len(current.rows) >= bulk.MAX_ROWS
+            ):
+                yield current
+                current, size = None, 0
+            if current is None:
+                current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
+            email, reason = check_email(row.email)
+            current.last_id = row.id
+            if email is None:
+                current.invalid.append((row.id, row.email, reason or "invalid email"))
+                continue
+            item = bulk.import_row(email, row.first_name, row.last_name)
+            item_bytes = len(json.dumps(item, ensure_ascii=False).encode()) + 1
+            if size + item_bytes > bulk.MAX_BYTES and current.rows:
+                # ids are integers: the full chunk ends just before this row
+                current.last_id = row.id - 1
+                yield current
+                current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
+            current.rows.append(item)
+            size += item_bytes
+        if current is not None:
             yield current
-            current, size = None, 0
-        if current is None:
-            current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
-        email, reason = check_email(row.email)
-        current.last_id = row.id
-        if email is None:
-            current.invalid.append((row.id, row.email, reason or "invalid email"))
-            continue
-        item = bulk.import_row(email, row.first_name, row.last_name)
-        item_bytes = len(json.dumps(item, ensure_ascii=False).encode()) + 1
-        if size + item_bytes > bulk.MAX_BYTES and current.rows:
-            current.last_id = row.id - 1  # ids are integers: the chunk ends just before this row
-            yield current
-            current, size = Chunk(row.combo, [], row.id, []), _WRAPPER_BYTES
-        current.rows.append(item)
-        size += item_bytes
-    result.close()
-    if current is not None:
-        yield current
+    finally:
+        result.close()
+        if reader is not None:
+            reader.close()
+
+
+def _stream(stmt: Any) -> tuple[Any, Any]:
+    """Stream rows while the session commits checkpoints between chunks.
+
+    PostgreSQL: a server-side cursor on its own connection (a commit on the session's
+    connection would close it). SQLite: the session's connection, which may commit while a
+    read is pending.
+    """
+    if db.engine.dialect.name == "postgresql":
+        reader = db.engine.connect()
+        result = reader.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(stmt)
+        return reader, result
+    return None, db.session.execute(stmt)
 
 
 _WRAPPER_BYTES = 1024  # {"import_data": [...], "list_ids": [...]} around the rows
