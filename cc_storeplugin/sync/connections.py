@@ -136,7 +136,7 @@ def resume_paused_runs(connection_id: int) -> list[int]:
         )
     ).all()
     for run in runs:
-        enqueue_run(run.id, attempt=run.attempts)
+        enqueue_run(run.id, resume=True)
     return [r.id for r in runs]
 
 

@@ -51,9 +51,13 @@ def start_import(connection_id: int, *, now: datetime | None = None) -> int:
     return run.id
 
 
-def enqueue_run(run_id: int, *, attempt: int = 0, now: datetime | None = None) -> None:
-    """Enqueue (or, after a pause, re-enqueue) an import run; it resumes from its checkpoint."""
-    job_id = f"import-{run_id}" if not attempt else f"import-{run_id}-resume-{attempt}"
+def enqueue_run(run_id: int, *, resume: bool = False, now: datetime | None = None) -> None:
+    """Enqueue (or, after a pause, re-enqueue) an import run; it resumes from its checkpoint.
+
+    A resume gets its own job id (per second), since the paused job's id stays taken for
+    its result TTL; two resumes in the same second collapse into one.
+    """
+    job_id = f"import-{run_id}" if not resume else f"import-{run_id}-resume-{int(time.time())}"
     enqueue(
         run_import,
         run_id,
