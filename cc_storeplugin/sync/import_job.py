@@ -190,9 +190,12 @@ def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
     done = cp.get(f"{kind}_done", 0)
     _set(run_id, phase=kind)
     for page in pages(cursor):
-        upsert(connection_id, page.records)
-        if page.rejected:
-            _reject(run_id, connection_id, kind, page.rejected)
+        result = upsert(connection_id, page.records)
+        rejected = list(page.rejected)
+        if isinstance(result, dict):  # records the mirror refused (e.g. no email)
+            rejected += [(f"{kind[:-1]} {ref}", why) for ref, why in result.get("rejected", [])]
+        if rejected:
+            _reject(run_id, connection_id, kind, rejected)
         done += len(page.records) + len(page.rejected)
         cp[f"{kind}_cursor"], cp[f"{kind}_done"] = page.cursor, done
         if page.total is not None:

@@ -33,12 +33,13 @@ def recompute_stats(connection_id: int, customer_ids: Collection[int] | None = N
     if customer_ids is None:
         if conn.dialect.name != "postgresql":
             return _recompute(conn, connection_id, None)
-        # Hash the whole connection's orders in memory (a seq scan) instead of walking
-        # them by customer through the index: ~3x faster once they outgrow the cache.
-        previous = conn.exec_driver_sql("SHOW work_mem").scalar()
-        conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
-        changed = _recompute(conn, connection_id, None)  # on error, rollback undoes the SET
-        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": previous})
+        # Hash the connection's orders in memory (seq or bitmap scan) instead of walking
+        # them customer by customer through an index: 2x faster once they outgrow the cache.
+        settings = {"work_mem": "128MB", "enable_indexscan": "off"}
+        saved = {k: conn.exec_driver_sql(f"SHOW {k}").scalar() for k in settings}
+        _set_local(conn, settings)
+        changed = _recompute(conn, connection_id, None)  # on error, rollback undoes the SETs
+        _set_local(conn, saved)
         return changed
     ids = sorted(set(customer_ids))
     size = _IDS_PER_STATEMENT.get(conn.dialect.name, 500)
@@ -96,3 +97,8 @@ def _one_of(conn: Connection, col: Any, ids: Sequence[int]) -> Any:
     if conn.dialect.name == "postgresql":
         return col == any_(bindparam(None, list(ids), type_=ARRAY(col.type)))
     return col.in_(ids)
+
+
+def _set_local(conn: Connection, settings: dict[str, Any]) -> None:
+    for name, value in settings.items():
+        conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})

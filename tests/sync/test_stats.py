@@ -134,5 +134,6 @@ def test_a_full_recompute_leaves_the_session_settings_as_they_were(conns):
     upsert_orders(a, [order(1, "ann@example.com", "10.00")])
     recompute_stats(a)
     assert db.session.execute(text("SHOW work_mem")).scalar() == "7MB"
+    assert db.session.execute(text("SHOW enable_indexscan")).scalar() == "on"
     db.session.commit()
     assert stats(a, "ann@example.com")[0] == 1
