@@ -41,6 +41,9 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "KIBO_HOME_BASE_URL": env.get("KIBO_HOME_BASE_URL", "https://home.mozu.com").rstrip("/"),
         "KIBO_APPLICATION_ID": env.get("KIBO_APPLICATION_ID") or None,
         "KIBO_SHARED_SECRET": env.get("KIBO_SHARED_SECRET") or None,
+        # An import attempt holds a lock on its run, extended at every checkpoint; it lapses
+        # this long after a dead attempt's last checkpoint (RQ notices a dead worker later).
+        "RUN_LOCK_TTL_S": int(env.get("RUN_LOCK_TTL_S", "600")),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }
 

@@ -7,11 +7,15 @@ is fixed once per run (stored in the checkpoint) so a resumed run evaluates the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
+from redis.exceptions import LockError
+from redis.lock import Lock
 from rq import Retry, get_current_job
 from sqlalchemy import func, select, update
 
@@ -30,6 +34,7 @@ from cc_storeplugin.models import (
     utcnow,
 )
 from cc_storeplugin.platforms.magento.errors import MagentoUnauthorized
+from cc_storeplugin.queueing import queues
 from cc_storeplugin.segments.builtin import ensure_builtin_segments
 from cc_storeplugin.segments.evaluate import evaluate_segments
 from cc_storeplugin.sync import mirror
@@ -41,6 +46,13 @@ from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running
 from cc_storeplugin.sync.stats import recompute_stats
 
 log = logging.getLogger(__name__)
+_RUN_LOCKS: dict[int, Lock] = {}
+
+
+class RunBusy(RuntimeError):
+    """Another attempt of the same run holds its lock."""
+
+
 PHASES = ("customers", "orders", "stats", "segments", "cc_lists", "consent", "cc_export", "verify")
 
 
@@ -82,6 +94,22 @@ def run_import(run_id: int, now_iso: str | None = None) -> str:
     if reason:
         _set(run_id, phase=f"paused: {reason}")
         return "paused"
+    ttl = current_app.config.get("RUN_LOCK_TTL_S", 600)
+    lock = queues.connection.lock(f"cc:run-lock:{run_id}", timeout=ttl, blocking=False)
+    if not lock.acquire():
+        # A previous attempt (e.g. a work horse whose worker died) is still going: retry later.
+        raise RunBusy(f"run {run_id} is still being worked on by another attempt")
+    _RUN_LOCKS[run_id] = lock
+    try:
+        return _locked_run(run_id, conn, now_iso)
+    finally:
+        _RUN_LOCKS.pop(run_id, None)
+        with contextlib.suppress(LockError):
+            lock.release()
+
+
+def _locked_run(run_id: int, conn: StoreConnection, now_iso: str | None) -> str:
+    run = db.session.get(SyncRun, run_id)
     job = get_current_job()
     mark_running(run_id, job.id if job else None)
     cp = dict(run.checkpoint or {})
@@ -300,6 +328,10 @@ def _adapter_calls(adapter: Any) -> int:
 
 
 def _save(run_id: int, cp: dict[str, Any]) -> None:
+    """Persist the checkpoint, first proving this attempt still owns the run."""
+    lock = _RUN_LOCKS.get(run_id)
+    if lock is not None:
+        lock.extend(lock.timeout, replace_ttl=True)  # LockNotOwnedError stops a stale attempt
     _set(run_id, checkpoint=dict(cp))
 
 

@@ -32,11 +32,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, bindparam, case, func, select, text, update
 
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import StoreConnection, StoreEvent, utcnow
+from cc_storeplugin.models.base import UTCDateTime
 
 PLATFORM = "kibo"
 APPLICATION_TOPICS = (
@@ -85,43 +85,41 @@ def connection_for_tenant(tenant_id: str) -> StoreConnection | None:
     ).first()
 
 
+_INSERT = text(
+    "INSERT INTO store_events (platform, event_id, connection_id, tenant_id, site_id, topic,"
+    " entity_id, payload, status, attempts, received_at)"
+    " VALUES (:platform, :event_id, (SELECT id FROM store_connections"
+    " WHERE platform = :platform_key AND external_id = :tenant_key ORDER BY id DESC LIMIT 1),"
+    " :tenant_id, :site_id, :topic, :entity_id, :payload, 'queued', 0, :received_at)"
+    " ON CONFLICT (platform, event_id) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("payload", type_=JSON()),
+    bindparam("received_at", type_=UTCDateTime()),
+)
+
+
 def store_event(payload: dict[str, Any], tenant_id: str | None, site_id: str | None) -> bool:
     """Insert one verified event (queued); False when its eventId was already stored.
 
-    One statement: the connection id is looked up inside the INSERT, and a duplicate is a
-    no-op at the database (ON CONFLICT DO NOTHING), so concurrent re-deliveries are safe.
+    One autocommitted statement (the hot path: no ORM, one round trip): the connection id is
+    looked up inside the INSERT, and a duplicate is a no-op at the database (ON CONFLICT DO
+    NOTHING), so concurrent re-deliveries are safe and each stored event is durable at once.
     """
-    conn_id = (
-        select(StoreConnection.id)
-        .where(StoreConnection.platform == PLATFORM, StoreConnection.external_id == tenant_id)
-        .order_by(StoreConnection.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     entity = payload.get("entityId")
-    values = {
+    params = {
         "platform": PLATFORM,
+        "platform_key": PLATFORM,
         "event_id": str(payload["eventId"])[:128],
-        "connection_id": conn_id if tenant_id else None,
         "tenant_id": tenant_id,
+        "tenant_key": tenant_id,
         "site_id": site_id,
         "topic": str(payload["topic"]).strip().lower()[:128],
         "entity_id": None if entity is None else str(entity)[:128],
         "payload": payload,
-        "status": "queued",
-        "attempts": 0,
         "received_at": utcnow(),
     }
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(StoreEvent)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-        .returning(StoreEvent.id)
-    )
-    inserted = db.session.execute(stmt).first() is not None
-    db.session.commit()
-    return inserted
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.execute(_INSERT, params).first() is not None
 
 
 def claim_tenant_events(connection_id: int) -> int:
@@ -270,12 +268,15 @@ def apply_application_events(tenant_id: str) -> dict[str, int]:
     Without a connection nothing happens (the events wait). Returns ``{"applied", "ignored"}``.
     """
     counts = {"applied": 0, "ignored": 0}
-    conn = connection_for_tenant(tenant_id)
-    if conn is None:
+    found = connection_for_tenant(tenant_id)
+    if found is None:
         return counts
-    # Serialise concurrent deliveries for one tenant (row lock on PostgreSQL).
+    # Serialise concurrent deliveries for one tenant (row lock on PostgreSQL), then re-read.
     conn = db.session.scalars(
-        select(StoreConnection).where(StoreConnection.id == conn.id).with_for_update()
+        select(StoreConnection)
+        .where(StoreConnection.id == found.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one()
     events = db.session.scalars(
         select(StoreEvent).where(

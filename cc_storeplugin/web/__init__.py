@@ -15,12 +15,14 @@ def register_web(app: Flask) -> None:
     from cc_storeplugin.web.auth import bp as auth_bp
     from cc_storeplugin.web.dashboard import bp as dashboard_bp
     from cc_storeplugin.web.health import bp as health_bp
+    from cc_storeplugin.web.kibo_events import bp as kibo_events_bp
     from cc_storeplugin.web.magento import bp as magento_bp
 
-    for bp in (health_bp, auth_bp, dashboard_bp, magento_bp, api_bp, api_docs_bp):
+    for bp in (health_bp, auth_bp, dashboard_bp, magento_bp, api_bp, api_docs_bp, kibo_events_bp):
         app.register_blueprint(bp)
     csrf.init_app(app)
     csrf.exempt("magento.callback")
+    csrf.exempt("kibo_events.receive")
 
     @app.context_processor
     def _merchant() -> dict:

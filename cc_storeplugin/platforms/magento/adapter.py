@@ -11,6 +11,8 @@ An item that cannot be mapped (no id, no email, a bad date or number) is left ou
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -18,6 +20,9 @@ from typing import Any, TypeVar
 
 from ..base import CartRecord, CustomerRecord, OrderLine, OrderRecord, Page
 from .client import SORT_FIELD, MagentoClient
+from .errors import MagentoError
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 300
 """Magento's ``webapi/validation/maximum_page_size`` default (§2.4)."""
@@ -72,22 +77,40 @@ class MagentoAdapter:
         mapper: Callable[[dict], R],
         cursor: dict[str, Any] | None,
     ) -> Iterator[Page[R]]:
+        """Pages within the store's limit: a smaller ``maximum_page_size`` is learned from
+        Magento's 400 and the paging restarts at the same row with that size."""
+        size = int((cursor or {}).get("size") or self.page_size)
         start = _start_page(cursor)
-        for number, body in self.client.iter_pages(
-            resource,
-            sort_orders=((SORT_FIELD, "ASC"),),
-            page_size=self.page_size,
-            start_page=start,
-        ):
-            records, rejected = map_items(body.get("items") or [], kind, mapper)
-            total = body.get("total_count")
-            yield Page(
-                records=records,
-                cursor={"page": number + 1},
-                total=total if isinstance(total, int) else None,
-                number=number,
-                rejected=rejected,
-            )
+        while True:
+            try:
+                for number, body in self.client.iter_pages(
+                    resource, sort_orders=((SORT_FIELD, "ASC"),), page_size=size, start_page=start
+                ):
+                    records, rejected = map_items(body.get("items") or [], kind, mapper)
+                    total = body.get("total_count")
+                    yield Page(
+                        records=records,
+                        cursor={"page": number + 1, "size": size},
+                        total=total if isinstance(total, int) else None,
+                        number=number,
+                        rejected=rejected,
+                    )
+                return
+            except MagentoError as exc:
+                limit = _page_size_limit(exc)
+                if limit is None or limit >= size:
+                    raise
+                log.warning(
+                    "Magento allows pageSize %d, not %d: paging with %d", limit, size, limit
+                )
+                start = (start - 1) * size // limit + 1
+                size = self.page_size = limit
+
+
+def _page_size_limit(exc: MagentoError) -> int | None:
+    """The N of Magento's "Maximum SearchCriteria pageSize is N" (input limits, §2.4)."""
+    match = re.search(r"Maximum SearchCriteria pageSize is (\d+)", str(exc))
+    return int(match.group(1)) if match and exc.status == 400 else None
 
 
 def _start_page(cursor: dict[str, Any] | None) -> int:
