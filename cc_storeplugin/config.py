@@ -44,6 +44,7 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         # An import attempt holds a lock on its run, extended at every checkpoint; it lapses
         # this long after a dead attempt's last checkpoint (RQ notices a dead worker later).
         "RUN_LOCK_TTL_S": int(env.get("RUN_LOCK_TTL_S", "600")),
+        "DAILY_SYNC_HOUR_UTC": int(env.get("DAILY_SYNC_HOUR_UTC", "3")),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }
 

@@ -137,9 +137,19 @@ def cron_heartbeat() -> str:
 
 
 def cron_registrations() -> list[dict[str, Any]]:
-    """The periodic ticks `cc-storeplugin cron` registers (later issues add the sync ticks)."""
+    """The periodic ticks `cc-storeplugin cron` registers; each tick only fans out jobs."""
+    from cc_storeplugin.sync.daily_job import dispatch_daily_syncs
+
     return [
         {"func": cron_heartbeat, "queue_name": "default", "interval": 60, "name": "heartbeat"},
+        # Hourly: enqueue the daily sync of every connection due (at DAILY_SYNC_HOUR_UTC, and
+        # any whose last sync is older than 24 h: the cron skips runs it missed while down).
+        {
+            "func": dispatch_daily_syncs,
+            "queue_name": "default",
+            "cron": "5 * * * *",
+            "name": "daily-sync-dispatch",
+        },
     ]
 
 
