@@ -17,11 +17,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from cc_storeplugin.httputil import retry_after_s
 
 from .errors import KiboError, KiboUnauthorized, KiboUnavailable, api_error
 
@@ -59,24 +60,6 @@ def _epoch(value: Any, default: float) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def retry_after_s(resp: requests.Response) -> float:
-    """Seconds from a ``Retry-After`` header (delta or HTTP date); 0 when absent or bad."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _origin(host: str, scheme: str) -> str:

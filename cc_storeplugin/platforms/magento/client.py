@@ -12,12 +12,12 @@ import math
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
+
+from cc_storeplugin.httputil import retry_after_s
 
 from .errors import MagentoError, MagentoUnavailable, rest_error, token_error
 from .oauth1 import MagentoOAuth1, encode_query, join_store_url, rest_root, store_segment
@@ -75,24 +75,6 @@ def search_params(
     if current_page is not None:
         pairs.append(("searchCriteria[currentPage]", str(int(current_page))))
     return pairs
-
-
-def retry_after_s(resp: requests.Response) -> float:
-    """Seconds from a ``Retry-After`` header (delta or HTTP date); 0 when absent or bad."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class MagentoClient:
