@@ -204,11 +204,14 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
     totals = _totals(run_id, connection_id, cp, cc)
     count_calls()
     totals["api_calls"] = cp["calls"]
+    # The email is written from the stored figures before the run is shown COMPLETE, so
+    # whoever sees COMPLETE can also find the email.
+    _set(run_id, totals=totals, phase="notify")
+    _notify("send_import_completed", run_id)
     mark_complete(run_id, totals)
     conn = db.session.get(StoreConnection, connection_id)
     conn.status, conn.status_reason, conn.last_synced_at = "active", None, utcnow()
     db.session.commit()
-    _notify("send_import_completed", run_id)
     return "complete"
 
 
