@@ -42,6 +42,7 @@ from cc_storeplugin.sync.adapters import adapter_for
 from cc_storeplugin.sync.cc_export import export_segments
 from cc_storeplugin.sync.connections import mark_disconnected, paused_reason
 from cc_storeplugin.sync.consent_sync import pull_cc_unsubscribes, record_skipped_unsubscribed
+from cc_storeplugin.sync.prefetch import prefetch
 from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running
 from cc_storeplugin.sync.stats import recompute_stats
 
@@ -220,7 +221,7 @@ def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
     cursor = cp.get(f"{kind}_cursor")
     done = cp.get(f"{kind}_done", 0)
     _set(run_id, phase=kind)
-    for page in pages(cursor):
+    for page in prefetch(pages(cursor)):
         result = upsert(connection_id, page.records)
         rejected = list(page.rejected)
         if isinstance(result, dict):  # records the mirror refused (e.g. no email)
