@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 from rq import Callback, Retry, Worker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
@@ -178,8 +178,3 @@ def run_cron(app: Flask) -> None:
     """Run exactly one cron process; it only enqueues, workers execute."""
     with app.app_context():
         build_cron_scheduler().start()
-
-
-def current_config(name: str, default: Any = None) -> Any:
-    """A setting of the running app (for job code that has no app argument)."""
-    return current_app.config.get(name, default)

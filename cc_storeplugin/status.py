@@ -6,13 +6,7 @@ from sqlalchemy import select
 
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import StoreConnection, SyncRun
-
-
-def _progress(run: SyncRun) -> str:
-    if run.progress_total:
-        pct = 100.0 * run.progress_done / run.progress_total
-        return f"{run.progress_done}/{run.progress_total} ({pct:.0f}%)"
-    return str(run.progress_done)
+from cc_storeplugin.progress import render
 
 
 def connection_status_lines(connection_id: int | None = None) -> list[str]:
@@ -32,8 +26,7 @@ def connection_status_lines(connection_id: int | None = None) -> list[str]:
         if conn.status_reason:
             line += f" ({conn.status_reason})"
         if run is not None:
-            phase = run.phase or ""
-            line += f" | last run {run.id} {run.kind} {run.status} {phase} {_progress(run)}"
+            line += f" | last run {run.id} {run.kind} {run.status} {render(run)}"
             if run.error_message:
                 line += f" | {run.error_message}"
         lines.append(line.rstrip())

@@ -47,7 +47,7 @@ def test_status_shows_connections_and_their_latest_run(app, monkeypatch):
     result = CliRunner().invoke(main, ["status", str(conn.id)])
     assert result.exit_code == 0, result.output
     assert f"connection {conn.id} [magento] importing" in result.output
-    assert "customers 300/1200 (25%)" in result.output
+    assert "25% customers 300/1,200" in result.output
     missing = CliRunner().invoke(main, ["status", "999"])
     assert missing.exit_code == 1 and "no connection 999" in missing.output
 

@@ -41,8 +41,8 @@ from cc_storeplugin.models import (
     SegmentTransition,
     utcnow,
 )
-from cc_storeplugin.sync.cc_export import _store_errors
 from cc_storeplugin.sync.consent_sync import SKIP_REASON
+from cc_storeplugin.sync.runs import quarantine
 
 STEPS = ("plan", "adds", "removals", "rebuild", "wait", "done")
 Save = Callable[[dict[str, Any]], None]
@@ -92,7 +92,7 @@ def apply_diff(
             errors = [e for r in results.values() for e in r.errors if e.get("email")]
             if errors:
                 items = [(None, e["email"], e.get("message", "rejected")) for e in errors]
-                _store_errors(connection_id, run_id, items, "cc_rejected")
+                quarantine(connection_id, run_id, items, "cc_rejected")
             state["cc_errors"] = sum(r.error_count for r in results.values())
         advance("done")
     return state
@@ -223,7 +223,7 @@ def _sendable(
         state["added"] += 1
         yield bulk.import_row(email, row.first_name, row.last_name)
     if invalid:
-        _store_errors(connection_id, run_id, invalid, "invalid_email")
+        quarantine(connection_id, run_id, invalid, "invalid_email")
     if skipped:
         state["skipped_unsub"] += len(skipped)
         _ledger_skips(connection_id, run_id, skipped)

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, and_, delete, exists, insert, literal, or_, select
+from sqlalchemy import Integer, and_, exists, literal, or_, select
 
 from cc_storeplugin.constantcontact import bulk
 from cc_storeplugin.constantcontact.client import CCClient
 from cc_storeplugin.constantcontact.emails import check_email
 from cc_storeplugin.extensions import db
-from cc_storeplugin.models import Customer, Segment, SegmentMembership, SyncError
+from cc_storeplugin.models import Customer, Segment, SegmentMembership
+from cc_storeplugin.sync.runs import quarantine
 
 Checkpoint = dict[str, Any]
 STREAM_BATCH = 5000
@@ -84,7 +85,7 @@ def _finish(client, connection_id, run_id, cp, pending, save) -> None:
     result = bulk.wait_for_activity(client, pending["activity_id"])
     errors = [e for e in result.errors if e.get("email")]
     if errors:
-        _store_errors(
+        quarantine(
             connection_id,
             run_id,
             [(None, e["email"], e.get("message", "rejected")) for e in errors],
@@ -187,31 +188,4 @@ _WRAPPER_BYTES = 1024  # {"import_data": [...], "list_ids": [...]} around the ro
 
 def _quarantine(connection_id: int, run_id: int, invalid: list[tuple[int, str, str]]) -> None:
     if invalid:
-        _store_errors(connection_id, run_id, invalid, "invalid_email")
-
-
-def _store_errors(
-    connection_id: int, run_id: int, items: list[tuple[int | None, str, str]], reason: str
-) -> None:
-    """Insert SyncErrors once per run and record (a resumed chunk does not double them)."""
-    refs = [email for _, email, _ in items]
-    db.session.execute(
-        delete(SyncError).where(
-            SyncError.run_id == run_id, SyncError.reason == reason, SyncError.record_ref.in_(refs)
-        )
-    )
-    db.session.execute(
-        insert(SyncError),
-        [
-            {
-                "run_id": run_id,
-                "connection_id": connection_id,
-                "record_type": "contact",
-                "record_ref": email,
-                "reason": reason,
-                "message": message[:1000],
-            }
-            for _, email, message in items
-        ],
-    )
-    db.session.commit()
+        quarantine(connection_id, run_id, invalid, "invalid_email")

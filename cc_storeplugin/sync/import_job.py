@@ -43,7 +43,7 @@ from cc_storeplugin.sync.cc_export import export_segments
 from cc_storeplugin.sync.connections import mark_disconnected, paused_reason
 from cc_storeplugin.sync.consent_sync import pull_cc_unsubscribes, record_skipped_unsubscribed
 from cc_storeplugin.sync.prefetch import prefetch
-from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running
+from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running, quarantine
 from cc_storeplugin.sync.stats import recompute_stats
 
 log = logging.getLogger(__name__)
@@ -232,17 +232,14 @@ def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
         cp[f"{kind}_cursor"], cp[f"{kind}_done"] = page.cursor, done
         if page.total is not None:
             cp[f"{kind}_total"] = page.total
-        _save(run_id, cp)
         total = cp.get("customers_total", 0) + cp.get("orders_total", 0)
         fetched = cp.get("customers_done", 0) + cp.get("orders_done", 0)
-        _set(run_id, progress_done=fetched, progress_total=total or None, phase=kind)
+        _save(run_id, cp, progress_done=fetched, progress_total=total or None, phase=kind)
 
 
 def _reject(run_id: int, connection_id: int, kind: str, rejected: list[tuple[str, str]]) -> None:
-    from cc_storeplugin.sync.cc_export import _store_errors
-
-    reason = "missing_field"
-    _store_errors(connection_id, run_id, [(None, ref, why) for ref, why in rejected], reason)
+    items = [(None, ref, why) for ref, why in rejected]
+    quarantine(connection_id, run_id, items, "missing_field", record_type=kind[:-1])
 
 
 def _sendable(connection_id: int) -> int:
@@ -331,12 +328,13 @@ def _adapter_calls(adapter: Any) -> int:
     return int(getattr(adapter, "calls", 0) or 0)
 
 
-def _save(run_id: int, cp: dict[str, Any]) -> None:
-    """Persist the checkpoint, first proving this attempt still owns the run."""
+def _save(run_id: int, cp: dict[str, Any], **values: Any) -> None:
+    """Persist the checkpoint (and any progress ``values``, in the same UPDATE), first
+    proving this attempt still owns the run."""
     lock = _RUN_LOCKS.get(run_id)
     if lock is not None:
         lock.extend(lock.timeout, replace_ttl=True)  # LockNotOwnedError stops a stale attempt
-    _set(run_id, checkpoint=dict(cp))
+    _set(run_id, checkpoint=dict(cp), **values)
 
 
 def _set(run_id: int, **values: Any) -> None:

@@ -128,11 +128,9 @@ def fetch_changed(
 
 
 def _quarantine(connection_id: int, run_id: int, rejected: list[tuple[str, str]]) -> None:
-    from cc_storeplugin.sync.cc_export import _store_errors
+    from cc_storeplugin.sync.runs import quarantine
 
-    _store_errors(
-        connection_id, run_id, [(None, ref, why) for ref, why in rejected], "missing_field"
-    )
+    quarantine(connection_id, run_id, [(None, ref, why) for ref, why in rejected], "missing_field")
 
 
 def changed_pages(

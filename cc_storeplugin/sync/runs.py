@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, insert, update
 
 from cc_storeplugin.extensions import db
-from cc_storeplugin.models import SyncRun, utcnow
+from cc_storeplugin.models import SyncError, SyncRun, utcnow
 
 
 def create_run(kind: str, connection_id: int | None = None, **totals: Any) -> SyncRun:
@@ -69,5 +69,38 @@ def mark_failed(run_id: int, message: str) -> None:
         update(SyncRun)
         .where(SyncRun.id == run_id)
         .values(status="FAILED", error_message=message, finished_at=utcnow())
+    )
+    db.session.commit()
+
+
+def quarantine(
+    connection_id: int,
+    run_id: int,
+    items: list[tuple[int | None, str, str]],
+    reason: str,
+    *,
+    record_type: str = "contact",
+) -> None:
+    """Quarantine records as SyncErrors, once per run and record (a resumed run does not
+    double them). ``items`` are (customer id or None, record ref, message)."""
+    refs = [email for _, email, _ in items]
+    db.session.execute(
+        delete(SyncError).where(
+            SyncError.run_id == run_id, SyncError.reason == reason, SyncError.record_ref.in_(refs)
+        )
+    )
+    db.session.execute(
+        insert(SyncError),
+        [
+            {
+                "run_id": run_id,
+                "connection_id": connection_id,
+                "record_type": record_type,
+                "record_ref": email,
+                "reason": reason,
+                "message": message[:1000],
+            }
+            for _, email, message in items
+        ],
     )
     db.session.commit()

@@ -36,11 +36,7 @@ def _error_page(err):
     """JSON errors for machines (API, callbacks), a readable page for people."""
     status = getattr(err, "code", 500)
     message = getattr(err, "description", str(err))
-    if (
-        request.blueprint in ("api", "magento")
-        and request.method == "POST"
-        or (request.path.startswith("/api/"))
-    ):
+    if request.path.startswith("/api/") or request.endpoint == "magento.callback":
         return jsonify(error=message), status
     return render_template("message.html", title=_TITLES.get(status, "Error"), message=message), (
         status
