@@ -74,6 +74,20 @@ SPEC = {
 }
 
 
+# Each API module describes its own routes in OPENAPI_PATHS; the spec merges them.
+PATH_MODULES = ("cc_storeplugin.api.segments", "cc_storeplugin.api.customers")
+
+
+def build_spec() -> dict:
+    """The whole description: the connection routes above plus every module's OPENAPI_PATHS."""
+    from importlib import import_module
+
+    spec = {**SPEC, "paths": dict(SPEC["paths"])}
+    for name in PATH_MODULES:
+        spec["paths"].update(getattr(import_module(name), "OPENAPI_PATHS", {}))
+    return spec
+
+
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(SPEC)
+    return jsonify(build_spec())
