@@ -20,7 +20,12 @@ def instance_dir() -> Path:
 
 
 def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Build the settings dict from environment variables (names from DESIGN.md)."""
+    """Build the settings dict from environment variables (names from DESIGN.md).
+
+    Besides DESIGN's list: RUN_LOCK_TTL_S, DAILY_SYNC_HOUR_UTC, KIBO_EVENTS_INTERVAL_S and
+    KIBO_UNSUBSCRIBES_INTERVAL_S (seconds between Kibo event flushes / CC unsubscribe polls,
+    default 1800 each).
+    """
     env = dict(os.environ if env is None else env)
     inst = Path(env.get("CC_INSTANCE_DIR", "instance")).resolve()
     public = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -45,6 +50,10 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         # this long after a dead attempt's last checkpoint (RQ notices a dead worker later).
         "RUN_LOCK_TTL_S": int(env.get("RUN_LOCK_TTL_S", "600")),
         "DAILY_SYNC_HOUR_UTC": int(env.get("DAILY_SYNC_HOUR_UTC", "3")),
+        # Kibo: seconds between event flushes and between unsubscribe polls (30 minutes by
+        # default; as low as 60 for near-real-time). The cron tick runs at the smaller one.
+        "KIBO_EVENTS_INTERVAL_S": int(env.get("KIBO_EVENTS_INTERVAL_S", "1800")),
+        "KIBO_UNSUBSCRIBES_INTERVAL_S": int(env.get("KIBO_UNSUBSCRIBES_INTERVAL_S", "1800")),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }
 

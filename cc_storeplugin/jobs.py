@@ -137,10 +137,34 @@ def cron_heartbeat() -> str:
 
 
 def cron_registrations() -> list[dict[str, Any]]:
-    """The periodic ticks `cc-storeplugin cron` registers; each tick only fans out jobs."""
-    from cc_storeplugin.sync.daily_job import dispatch_daily_syncs
+    """The periodic ticks `cc-storeplugin cron` registers; each tick only fans out jobs.
 
+    The two Kibo ticks run every min(KIBO_EVENTS_INTERVAL_S, KIBO_UNSUBSCRIBES_INTERVAL_S)
+    seconds; each enqueues only the connections that are due, once per period.
+    """
+    from cc_storeplugin.sync.daily_job import dispatch_daily_syncs
+    from cc_storeplugin.sync.kibo_flush import dispatch_kibo_flushes
+    from cc_storeplugin.sync.kibo_settings import DEFAULT_INTERVAL_S, interval_s
+    from cc_storeplugin.sync.kibo_unsubscribes import dispatch_unsubscribe_polls
+
+    kibo_tick = (
+        min(interval_s("events"), interval_s("unsubscribes"))
+        if has_app_context()
+        else DEFAULT_INTERVAL_S
+    )
     return [
+        {
+            "func": dispatch_kibo_flushes,
+            "queue_name": "default",
+            "interval": kibo_tick,
+            "name": "kibo-events-dispatch",
+        },
+        {
+            "func": dispatch_unsubscribe_polls,
+            "queue_name": "default",
+            "interval": kibo_tick,
+            "name": "kibo-unsubscribes-dispatch",
+        },
         {"func": cron_heartbeat, "queue_name": "default", "interval": 60, "name": "heartbeat"},
         # Hourly: enqueue the daily sync of every connection due (at DAILY_SYNC_HOUR_UTC, and
         # any whose last sync is older than 24 h: the cron skips runs it missed while down).

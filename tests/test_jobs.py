@@ -134,7 +134,7 @@ def test_embedded_mode_runs_the_same_jobs_with_retries(app):
 def test_cron_ticks_enqueue_json_jobs_a_worker_can_run(redis_app):
     scheduler = build_cron_scheduler()
     scheduler.enqueue_jobs()
-    assert queues.get("default").count == 1
+    assert queues.get("default").count == 3  # heartbeat + the two Kibo dispatch ticks
     proc = run_worker_process(redis_app)
     assert proc.returncode == 0, proc.stderr
     assert queues.connection.get("cc_storeplugin:cron:last_tick") is not None

@@ -84,6 +84,34 @@ class KiboAdapter:
         account["acceptsMarketing"] = not opted_out
         self.client.put(path, account)
 
+    def accounts_by_ids(self, account_ids: list[int]) -> list[dict]:
+        """The accounts among ``account_ids`` that exist: one filtered call (``id eq a or id
+        eq b ...``, spec A3) per 200 ids instead of one GET per customer."""
+        out: list[dict] = []
+        ids = list(dict.fromkeys(int(i) for i in account_ids))
+        for start in range(0, len(ids), MAX_PAGE_SIZE):
+            chunk = ids[start : start + MAX_PAGE_SIZE]
+            params = {
+                "startIndex": 0,
+                "pageSize": len(chunk),
+                "sortBy": "id asc",
+                "filter": " or ".join(f"id eq {i}" for i in chunk),
+            }
+            body = self.client.get(ACCOUNTS_PATH, params) or {}
+            out.extend(item for item in body.get("items") or [] if isinstance(item, dict))
+        return out
+
+    def opt_out_if_subscribed(self, platform_customer_id: str) -> bool:
+        """GET the account; only when it still accepts marketing, PUT it back whole with
+        ``acceptsMarketing`` false. True when it was changed (no PUT, no event otherwise)."""
+        path = f"{ACCOUNTS_PATH}/{int(platform_customer_id)}"
+        account = dict(self.client.get(path))
+        if account.get("acceptsMarketing") is not True:
+            return False
+        account["acceptsMarketing"] = False
+        self.client.put(path, account)
+        return True
+
     def _pages(
         self,
         path: str,
