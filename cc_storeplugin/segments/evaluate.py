@@ -19,11 +19,12 @@ so two evaluations of one connection never interleave.
 
 from __future__ import annotations
 
-import importlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from marshmallow import ValidationError
 from sqlalchemy import (
     Integer,
     Select,
@@ -45,7 +46,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Customer, Segment, SegmentMembership, SegmentTransition
 from cc_storeplugin.models.base import UTCDateTime
-from cc_storeplugin.segments import builtin
+from cc_storeplugin.segments import builtin, custom_sql
+from cc_storeplugin.segments.custom_rules import load_rule
+
+log = logging.getLogger(__name__)
 
 MEMBERS = SegmentMembership.__table__
 TRANSITIONS = SegmentTransition.__table__
@@ -122,10 +126,11 @@ def spec_for(
     *,
     first_evaluation: bool = False,
 ) -> SegmentSpec | None:
-    """The SQL of a segment; None for a custom segment when no rule compiler is installed.
+    """The SQL of a segment; None for a custom segment whose stored rule no longer validates
+    (it is skipped and logged, so one bad rule cannot stop the connection's other lists).
 
-    Custom rules are compiled by ``cc_storeplugin.segments.custom.compile_rule(rule, now)``
-    (a boolean expression over ``customers``) once that module exists.
+    Custom rules compile with ``custom_sql.compile_rule(rule, now)``; their reasons name the
+    segment (without the "<Platform> – " list prefix) and the figures the rule looks at.
     """
     if kind == "builtin":
         return SegmentSpec(
@@ -134,14 +139,25 @@ def spec_for(
             left_reason=builtin.reason(key, "left", now, first_evaluation=first_evaluation),
         )
     try:
-        custom = importlib.import_module("cc_storeplugin.segments.custom")
-    except ImportError:
+        checked = load_rule(rule)
+    except ValidationError as err:
+        log.warning("custom segment %s skipped: invalid rule %s", key, err.messages)
         return None
+    entered, left = custom_sql.reasons(display_name(name), checked)
     return SegmentSpec(
-        condition=custom.compile_rule(rule or {}, now),
-        entered_reason=literal(f"entered {name}: matches the segment's rules"),
-        left_reason=literal(f"left {name}: no longer matches the segment's rules"),
+        condition=custom_sql.compile_rule(checked, now),
+        entered_reason=entered,
+        left_reason=left,
     )
+
+
+def display_name(list_name: str) -> str:
+    """A segment's own name: its list name without the "<Platform> – " prefix."""
+    for label in builtin.PLATFORM_LABELS.values():
+        prefix = f"{label} \u2013 "
+        if list_name.startswith(prefix):
+            return list_name[len(prefix) :]
+    return list_name
 
 
 def _apply(

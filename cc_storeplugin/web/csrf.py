@@ -32,7 +32,7 @@ class CSRF:
     def _protect(self) -> None:
         if request.method not in UNSAFE or request.endpoint in self._exempt:
             return
-        if request.blueprint == "api" and request.is_json:
+        if (request.blueprint or "").startswith("api") and request.is_json:
             return
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
         expected = session.get("csrf_token", "")

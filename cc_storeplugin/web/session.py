@@ -46,7 +46,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_merchant() is None:
-            if request.blueprint == "api":
+            if (request.blueprint or "").startswith("api"):
                 return jsonify(error="sign in with Constant Contact first"), 401
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
