@@ -38,6 +38,13 @@ def from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": env.get("SECRET_KEY") or None,
         "ENCRYPTION_KEY": env.get("ENCRYPTION_KEY") or None,
         "PUBLIC_BASE_URL": public,
+        # Kibo Admin frames /kibo/config: over https the session cookie must be sent in a
+        # third-party frame (SameSite=None requires Secure).
+        **(
+            {"SESSION_COOKIE_SAMESITE": "None", "SESSION_COOKIE_SECURE": True}
+            if public.startswith("https://")
+            else {"SESSION_COOKIE_SAMESITE": "Lax"}
+        ),
         "CC_API_BASE_URL": env.get("CC_API_BASE_URL", DEFAULT_CC_API_BASE_URL).rstrip("/"),
         "CC_AUTH_BASE_URL": env.get("CC_AUTH_BASE_URL", DEFAULT_CC_AUTH_BASE_URL).rstrip("/"),
         "CC_CLIENT_ID": env.get("CC_CLIENT_ID") or None,

@@ -75,3 +75,10 @@ def test_creating_an_app_does_not_touch_the_database(tmp_path):
     db_file = tmp_path / "never.sqlite"
     create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}"})
     assert not db_file.exists()
+
+
+def test_over_https_the_session_cookie_works_inside_kibo_admins_frame():
+    https = config.from_env({"PUBLIC_BASE_URL": "https://plugin.example.com"})
+    local = config.from_env({"PUBLIC_BASE_URL": "http://127.0.0.1:5000"})
+    assert (https["SESSION_COOKIE_SAMESITE"], https["SESSION_COOKIE_SECURE"]) == ("None", True)
+    assert local["SESSION_COOKIE_SAMESITE"] == "Lax" and "SESSION_COOKIE_SECURE" not in local

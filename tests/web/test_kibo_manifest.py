@@ -5,7 +5,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from werkzeug.exceptions import NotFound
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "kibo_app.json"
 WEBHOOKS = Path("/work/shared/specs/openapi/kibo-webhooks.json")
@@ -65,11 +64,11 @@ def test_the_configuration_url_is_listed():
     assert _url("config_url")["url"] == manifest["application"]["config_url"]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=NotFound, reason="configuration page arrives with the rest of issue 6"
-)
 def test_the_configuration_url_maps_to_a_real_route(app):
-    assert _route(app, _url("config_url"))
+    entry = _url("config_url")
+    assert entry["method"] == "POST"  # Kibo Admin opens it with a signed form POST
+    assert _route(app, entry) == "kibo_config.launch"
+    assert _route(app, {**entry, "method": "GET"}) == "kibo_config.page"
 
 
 def test_every_other_manifest_url_maps_to_a_real_route(app):
