@@ -56,7 +56,8 @@ class RunBusy(RuntimeError):
     """Another attempt of the same run holds its lock."""
 
 
-PHASES = ("customers", "orders", "stats", "segments", "cc_lists", "consent", "cc_export", "verify")
+PHASES = ("customers", "orders", "stats", "segments", "cc_lists", "consent", "cc_export")
+PHASES += ("kibo_list", "verify")
 
 
 def start_import(connection_id: int, *, now: datetime | None = None) -> int:
@@ -206,6 +207,14 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
         cp["export"] = export_segments(
             cc, connection_id, run_id, cp.get("export") or {}, save, progress
         )
+        advance("kibo_list")
+    if at("kibo_list") and _platform(connection_id) == "kibo":
+        # Kibo's "Sync Contacts": the opted-in customers also go to the list chosen on the
+        # Settings tab (idempotent: a resumed run sends the same set again).
+        from cc_storeplugin.sync.kibo_flush import export_opted_in
+
+        _set(run_id, phase="kibo_list")
+        cp["kibo_list"] = export_opted_in(cc, connection_id, run_id)
         advance("verify")
     totals = _totals(run_id, connection_id, cp, cc)
     count_calls()
@@ -219,6 +228,10 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
     conn.status, conn.status_reason, conn.last_synced_at = "active", None, utcnow()
     db.session.commit()
     return "complete"
+
+
+def _platform(connection_id: int) -> str:
+    return db.session.get(StoreConnection, connection_id).platform
 
 
 def _staged() -> bool:
@@ -328,6 +341,7 @@ def _totals(run_id: int, connection_id: int, cp: dict[str, Any], cc: CCClient) -
         "skipped": skipped,
         "contacts_sent": (cp.get("export") or {}).get("sent", 0),
         "cc_activities": (cp.get("export") or {}).get("activities", 0),
+        **({"kibo_list": cp["kibo_list"]} if "kibo_list" in cp else {}),
         "api_calls": cp["calls"],
         "duration_s": round(time.time() - cp["started"], 1),
     }

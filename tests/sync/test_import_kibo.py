@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import pytest
 import requests
+from sqlalchemy import select
 
+from cc_storeplugin.constantcontact.client import CCClient
+from cc_storeplugin.constantcontact.lists import find_or_create_list
 from cc_storeplugin.extensions import db
-from cc_storeplugin.models import Merchant, StoreConnection
+from cc_storeplugin.models import Customer, Merchant, StoreConnection
 from cc_storeplugin.sandbox.kibo import DEFAULT_APPLICATION_ID, DEMO_SHARED_SECRET
 from cc_storeplugin.sandbox.kibo import create_app as kibo_app
 from cc_storeplugin.sandbox.merchant import sign_in
 from cc_storeplugin.sandbox.server import serve_in_thread
 from cc_storeplugin.segments.builtin import BUILTINS
+from cc_storeplugin.sync import kibo_settings
 from cc_storeplugin.sync.import_job import start_import
 from tests.oracle import expected_lists
 from tests.sync.conftest import (
@@ -57,6 +61,11 @@ def test_a_kibo_import_fills_the_kibo_lists_with_the_expected_contacts(kibo, sta
         )
         db.session.add(conn)
         db.session.commit()
+        chosen = find_or_create_list(CCClient(merchant.id), "Kibo newsletter")
+        kibo_settings.save(
+            conn, kibo_settings.KiboSettings(list_id=chosen, list_name="Kibo newsletter")
+        )
+        db.session.commit()
         connection_id = conn.id
         start_import(connection_id)
 
@@ -70,6 +79,17 @@ def test_a_kibo_import_fills_the_kibo_lists_with_the_expected_contacts(kibo, sta
     assert_lists_equal_oracle(stack, connection_id, expected)
     assert run["totals"]["customers_in_store"] == store_count(kibo.store_file, "customers")
     assert run["totals"]["orders_in_store"] == store_count(kibo.store_file, "orders")
+    # "Sync Contacts" also fills the list chosen on the Settings tab with the opted-in.
+    with stack.app.app_context():
+        opted_in = set(
+            db.session.scalars(
+                select(Customer.email).where(
+                    Customer.connection_id == connection_id, Customer.consent_state == "subscribed"
+                )
+            )
+        )
+    assert opted_in and set(cc_list(stack.cc.url, chosen)["emails"]) == opted_in
+    assert run["totals"]["kibo_list"]["exported"] == len(opted_in)
     stats = requests.get(f"{kibo.url}/_sandbox/stats", timeout=10).json()
     assert stats["total"] > 0  # the data came from the Kibo sandbox, not the Magento one
     magento = requests.get(f"{stack.magento.url}/_sandbox/stats", timeout=10).json()

@@ -23,7 +23,9 @@ from tests.oracle import expected_lists
 
 @pytest.fixture
 def stack(tmp_path, store_factory):
-    store = store_factory(customers=300, seed=7)
+    # Dated relative to today: the import runs at the real clock, and the daily-sync tests
+    # need recent purchasers at that moment (a fixed date empties "Recent" a month later).
+    store = store_factory(customers=300, seed=7, now=None)
     db_file = tmp_path / "plugin.sqlite"
     s = start_stack(
         store,
