@@ -27,6 +27,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             parents=True, exist_ok=True
         )
 
+    if app.config.get("DB_ASYNC_COMMIT"):
+        _commit_asynchronously(app)
+
     import cc_storeplugin.models  # noqa: F401  (registers every table on the metadata)
 
     db.init_app(app)
@@ -38,3 +41,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_web(app)
     return app
+
+
+def _commit_asynchronously(app: Flask) -> None:
+    """Workers: PostgreSQL sessions with ``synchronous_commit=off``.
+
+    A job commits its data and its checkpoint together, so a database crash can only take
+    back the last fraction of a second of both: the job resumes from the earlier checkpoint
+    and nothing is lost or doubled. The web process keeps synchronous commits (an
+    acknowledged Kibo event must be on disk).
+    """
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args["options"] = f"{connect_args.get('options', '')} -c synchronous_commit=off"
+    options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options

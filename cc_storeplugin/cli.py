@@ -46,7 +46,7 @@ def worker(burst: bool, queue_names: tuple[str, ...]) -> None:
     """Run a worker on the imports, sync and default queues (or the ones named)."""
     from cc_storeplugin.jobs import run_worker
 
-    app = _app()
+    app = _app(DB_ASYNC_COMMIT=True)  # jobs resume from checkpoints (see app.py)
     if not app.config.get("REDIS_URL"):
         raise click.UsageError("REDIS_URL is not set: a worker needs a shared Redis server")
     run_worker(app, list(queue_names) or None, burst=burst)
@@ -57,7 +57,7 @@ def cron() -> None:
     """Enqueue the periodic ticks (run exactly one of these)."""
     from cc_storeplugin.jobs import run_cron
 
-    app = _app()
+    app = _app(DB_ASYNC_COMMIT=True)  # jobs resume from checkpoints (see app.py)
     if not app.config.get("REDIS_URL"):
         raise click.UsageError("REDIS_URL is not set: cron needs a shared Redis server")
     run_cron(app)

@@ -82,3 +82,22 @@ def test_over_https_the_session_cookie_works_inside_kibo_admins_frame():
     local = config.from_env({"PUBLIC_BASE_URL": "http://127.0.0.1:5000"})
     assert (https["SESSION_COOKIE_SAMESITE"], https["SESSION_COOKIE_SECURE"]) == ("None", True)
     assert local["SESSION_COOKIE_SAMESITE"] == "Lax" and "SESSION_COOKIE_SECURE" not in local
+
+
+@pytest.mark.postgres
+def test_workers_commit_asynchronously_and_the_web_app_does_not(pg_database_url, tmp_path):
+    from sqlalchemy import text
+
+    from cc_storeplugin.extensions import db
+
+    def setting(**extra):
+        app = create_app({"SQLALCHEMY_DATABASE_URI": pg_database_url, "TESTING": True, **extra})
+        with app.app_context():
+            value = db.session.scalar(text("SHOW synchronous_commit"))
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
+        return value
+
+    assert setting(DB_ASYNC_COMMIT=True) == "off"
+    assert setting() == "on"

@@ -2,8 +2,9 @@
 
 Contacts are streamed from SQL ordered by their *combination* of lists (a bit per segment)
 and id, so each contacts_json_import carries one ``list_ids`` set and up to 40,000 rows
-(< 4 MB). After every activity the position is checkpointed; a killed worker resumes at
-the first chunk not confirmed complete, and a re-sent chunk is harmless (CC lists are sets).
+(< 4 MB). Up to IN_FLIGHT activities run at once; each submission and each confirmation
+is checkpointed, so a killed worker waits for what it had submitted and goes on after it
+(a re-sent chunk would be harmless anyway: CC lists are sets).
 Unsubscribed contacts are never sent; invalid emails are quarantined as SyncErrors.
 """
 
@@ -25,6 +26,7 @@ from cc_storeplugin.sync.runs import quarantine
 
 Checkpoint = dict[str, Any]
 STREAM_BATCH = 5000
+IN_FLIGHT = 3  # import activities running on CC's side at once (each is confirmed in order)
 
 
 @dataclass
@@ -49,53 +51,70 @@ def export_segments(
     others = [s for s in segments if s.key != "all"]
     cp = {
         "after": None,
-        "pending": None,
+        "pending": [],
         "activities": 0,
         "sent": 0,
         "cc_errors": 0,
         "cannot_add": 0,
         **checkpoint,
     }
-    if cp["pending"]:
-        _finish(client, connection_id, run_id, cp, cp["pending"], save)
-    for chunk in _chunks(connection_id, others, cp["after"]):
+    if isinstance(cp["pending"], dict):  # a checkpoint from before activities overlapped
+        cp["pending"] = [cp["pending"]]
+    cp["pending"] = cp["pending"] or []
+    # Resume: the activities submitted before the stop are waited for, then the stream goes
+    # on after the last of them (they were all submitted, so none is sent twice).
+    resume_at = cp["pending"][-1]["after"] if cp["pending"] else cp["after"]
+    for chunk in _chunks(connection_id, others, resume_at):
         _quarantine(connection_id, run_id, chunk.invalid)
+        entry: dict[str, Any] = {"activity_id": None, "after": [chunk.combo, chunk.last_id]}
         if chunk.rows:
             list_ids = [all_list] + [
                 s.cc_list_id for i, s in enumerate(others) if chunk.combo >> i & 1
             ]
-            activity_id = bulk.submit_import(client, chunk.rows, list_ids)
-            cp["pending"] = {
-                "activity_id": activity_id,
-                "after": [chunk.combo, chunk.last_id],
-                "rows": len(chunk.rows),
-            }
-            save(cp)
-            _finish(client, connection_id, run_id, cp, cp["pending"], save)
-        else:
-            cp["after"] = [chunk.combo, chunk.last_id]
-            save(cp)
+            entry["activity_id"] = bulk.submit_import(client, chunk.rows, list_ids)
+            entry["rows"] = len(chunk.rows)
+        cp["pending"].append(entry)
+        save(cp)
+        while _in_flight(cp) >= IN_FLIGHT or (
+            cp["pending"] and not cp["pending"][0]["activity_id"]
+        ):
+            _finish_oldest(client, connection_id, run_id, cp, save)
         if progress:
             progress(cp["sent"])
+    while cp["pending"]:
+        _finish_oldest(client, connection_id, run_id, cp, save)
+    if progress:
+        progress(cp["sent"])
     return cp
 
 
-def _finish(client, connection_id, run_id, cp, pending, save) -> None:
-    """Wait for a submitted activity, record its outcome, move the checkpoint past it."""
-    result = bulk.wait_for_activity(client, pending["activity_id"])
-    errors = [e for e in result.errors if e.get("email")]
-    if errors:
-        quarantine(
-            connection_id,
-            run_id,
-            [(None, e["email"], e.get("message", "rejected")) for e in errors],
-            "cc_rejected",
-        )
-    cp["activities"] += 1
-    cp["sent"] += pending["rows"]
-    cp["cc_errors"] += result.error_count
-    cp["cannot_add"] += result.cannot_add_to_list_count
-    cp["after"], cp["pending"] = pending["after"], None
+def _in_flight(cp: Checkpoint) -> int:
+    return sum(1 for p in cp["pending"] if p["activity_id"])
+
+
+def _finish_oldest(client, connection_id, run_id, cp, save) -> None:
+    """Wait for the oldest submitted activity, record its outcome, move the checkpoint past it.
+
+    Activities are confirmed in submission order, so ``after`` only passes rows whose
+    activity has ended; later ones run on CC's side meanwhile.
+    """
+    pending = cp["pending"][0]
+    if pending["activity_id"]:
+        result = bulk.wait_for_activity(client, pending["activity_id"])
+        errors = [e for e in result.errors if e.get("email")]
+        if errors:
+            quarantine(
+                connection_id,
+                run_id,
+                [(None, e["email"], e.get("message", "rejected")) for e in errors],
+                "cc_rejected",
+            )
+        cp["activities"] += 1
+        cp["sent"] += pending["rows"]
+        cp["cc_errors"] += result.error_count
+        cp["cannot_add"] += result.cannot_add_to_list_count
+    cp["after"] = pending["after"]
+    cp["pending"] = cp["pending"][1:]
     save(cp)
 
 
