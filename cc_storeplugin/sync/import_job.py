@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,10 +165,7 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
         _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers, connection_id)
         advance("orders")
     if at("orders"):
-        _fetch(run_id, cp, "orders", adapter.orders, _order_writer(run_id), connection_id)
-        if _staged():
-            _set(run_id, phase="orders")
-            order_stage.merge_staged_orders(connection_id, run_id)
+        _fetch_orders(run_id, cp, adapter, connection_id)
         advance("stats")
     if at("stats"):
         _set(run_id, phase="stats")
@@ -239,24 +236,28 @@ def _staged() -> bool:
     return db.session.connection().dialect.name == "postgresql"
 
 
-def _order_writer(run_id: int) -> Callable[[int, Sequence[OrderRecord]], Any]:
-    """The orders page writer: staged + batch-merged on PostgreSQL, upserted on SQLite.
-
-    A page is staged in the transaction of its checkpoint; every MERGE_EVERY orders the
-    stage is merged in that same transaction, so what is committed is always consistent.
-    """
+def _fetch_orders(run_id: int, cp: dict[str, Any], adapter: Any, connection_id: int) -> None:
+    """Orders: each page staged with its checkpoint; on PostgreSQL a background session
+    merges every MERGE_EVERY staged orders while the next pages download, then the rest."""
     if not _staged():
-        return mirror.upsert_orders
+        _fetch(run_id, cp, "orders", adapter.orders, mirror.upsert_orders, connection_id)
+        return
+    merger = order_stage.BackgroundMerger(connection_id, run_id)
     pending = 0
 
-    def write(connection_id: int, records: Sequence[OrderRecord]) -> None:
+    def write(cid: int, records: Sequence[OrderRecord]) -> None:
         nonlocal pending
         pending += order_stage.stage_orders(run_id, records)
         if pending >= order_stage.MERGE_EVERY:
-            order_stage.merge_staged_orders(connection_id, run_id)
+            merger.request()  # it sees this page once _fetch commits the checkpoint
             pending = 0
 
-    return write
+    try:
+        _fetch(run_id, cp, "orders", adapter.orders, write, connection_id)
+    finally:
+        merger.close()
+    _set(run_id, phase="orders")
+    order_stage.merge_staged_orders(connection_id, run_id)
 
 
 def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:

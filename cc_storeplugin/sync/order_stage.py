@@ -17,9 +17,12 @@ in the same transaction, so a killed worker neither loses nor doubles a page.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from flask import current_app
 from sqlalchemy import text
 
 from cc_storeplugin.extensions import db
@@ -46,7 +49,7 @@ SELECT :conn, s.email, NULL, true,
 FROM (
     SELECT DISTINCT ON (platform_order_id) *
     FROM order_stage
-    WHERE run_id = :run
+    WHERE run_id = :run AND id <= :upto
     ORDER BY platform_order_id, platform_updated_at DESC NULLS LAST, id DESC
 ) s
 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.connection_id = :conn AND c.email = s.email)
@@ -58,7 +61,7 @@ _ORDERS_AND_LINES = text("""
 WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (s.platform_order_id) s.*
     FROM order_stage s
-    WHERE s.run_id = :run
+    WHERE s.run_id = :run AND s.id <= :upto
     ORDER BY s.platform_order_id, s.platform_updated_at DESC NULLS LAST, s.id DESC
 ), up AS (
     INSERT INTO orders (connection_id, platform_order_id, order_number, customer_id, email,
@@ -131,16 +134,71 @@ def stage_orders(run_id: int, records: Sequence[OrderRecord]) -> int:
 
 
 def merge_staged_orders(connection_id: int, run_id: int) -> int:
-    """Merge the run's staged orders into the mirror and clear them; the caller commits."""
+    """Merge the run's committed staged orders into the mirror and clear them; the caller
+    commits. Rows staged meanwhile by another transaction wait for the next merge."""
     conn = db.session.connection()
-    params = {"conn": connection_id, "run": run_id, "now": utcnow()}
-    staged = conn.scalar(text("SELECT count(*) FROM order_stage WHERE run_id = :run"), params)
+    params: dict[str, Any] = {"conn": connection_id, "run": run_id, "now": utcnow()}
+    staged, upto = conn.execute(
+        text("SELECT count(*), max(id) FROM order_stage WHERE run_id = :run"), params
+    ).one()
     if not staged:
         return 0
+    params["upto"] = upto
     conn.execute(_GUESTS, params)
     conn.execute(_ORDERS_AND_LINES, params)
-    conn.execute(text("DELETE FROM order_stage WHERE run_id = :run"), params)
+    conn.execute(text("DELETE FROM order_stage WHERE run_id = :run AND id <= :upto"), params)
     return staged
+
+
+class BackgroundMerger:
+    """Merges staged orders on its own database session in a thread, so PostgreSQL merges
+    one batch on the second core while the import downloads and stages the next.
+
+    One merge at a time; ``request()`` asks for another after the current one; ``close()``
+    waits and re-raises a merge's error in the caller (the job then retries and the final
+    merge picks up whatever is still staged).
+    """
+
+    def __init__(self, connection_id: int, run_id: int) -> None:
+        self._app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self._ids = (connection_id, run_id)
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.merged = 0
+        self._thread = threading.Thread(target=self._loop, name="cc-order-merge", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._raise()
+        self._wanted.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _loop(self) -> None:
+        with self._app.app_context():
+            try:
+                while True:
+                    self._wanted.wait()
+                    self._wanted.clear()
+                    if self._stop.is_set():
+                        return
+                    self.merged += merge_staged_orders(*self._ids)
+                    db.session.commit()
+            except BaseException as exc:  # handed to the import's thread
+                db.session.rollback()
+                self._error = exc
+            finally:
+                db.session.remove()
 
 
 def discard_staged(run_id: int) -> None:

@@ -21,7 +21,7 @@ from cc_storeplugin.models import (
 )
 from cc_storeplugin.platforms.base import CustomerRecord, OrderLine, OrderRecord
 from cc_storeplugin.sync.mirror import upsert_customers, upsert_orders
-from cc_storeplugin.sync.order_stage import merge_staged_orders, stage_orders
+from cc_storeplugin.sync.order_stage import BackgroundMerger, merge_staged_orders, stage_orders
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.postgres
@@ -169,3 +169,20 @@ def test_replaying_merged_pages_changes_nothing(pg):
     db.session.commit()
     assert set(db.session.scalars(select(OrderItem.id))) == item_ids
     assert db.session.scalar(select(func.count()).select_from(Order)) == 10
+
+
+def test_a_background_merge_while_pages_are_staged_gives_the_same_mirror(pg):
+    a, b, run = pg
+    merger = BackgroundMerger(b, run)
+    try:
+        for page in random_pages(4, undated=0):
+            upsert_orders(a, page)
+            stage_orders(run, page)
+            merger.request()  # merges what is committed; this page waits for the next one
+            db.session.commit()
+    finally:
+        merger.close()
+    merge_staged_orders(b, run)
+    db.session.commit()
+    assert mirror_of(b, guest_names=False) == mirror_of(a, guest_names=False)
+    assert db.session.scalar(select(func.count()).select_from(OrderStage)) == 0
