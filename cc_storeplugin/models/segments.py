@@ -45,9 +45,9 @@ class SegmentMembership(Base):
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
     )
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No FK check per row (migration 0006): a membership goes with its segment; the mirror
+    # never deletes a single customer.
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     since: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     # When the membership was last confirmed in the CC list (None: not yet sent).
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -66,12 +66,10 @@ class SegmentTransition(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # connection_id and sync_run_id carry no FK: the log goes with its customer and segment
+    # connection_id, sync_run_id and customer_id carry no FK: the log goes with its segment
     # (cascade), and the checks were most of the first evaluation's time on 1M contacts.
     connection_id: Mapped[int] = mapped_column(BigId, nullable=False)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    )
+    customer_id: Mapped[int] = mapped_column(BigId, nullable=False)  # no FK: see memberships
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="CASCADE"), nullable=False
     )
