@@ -8,8 +8,6 @@ signed-in merchant's connection: anyone else's connection or customer is a 404.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
@@ -19,7 +17,7 @@ from sqlalchemy import select
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Customer, Segment, SegmentMembership, normalize_email
 from cc_storeplugin.segments.evaluate import transitions_for
-from cc_storeplugin.web.session import current_merchant, owned_connection
+from cc_storeplugin.web.session import login_required, owned_connection
 
 bp = Blueprint("api_customers", __name__, url_prefix="/api/v1")
 
@@ -77,18 +75,6 @@ class CustomerOut(CustomerSummaryOut):
     transitions = fields.List(fields.Nested(TransitionOut))
 
 
-def api_login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """401 JSON (not a redirect to sign-in) when no merchant is signed in."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_merchant() is None:
-            return jsonify(error="sign in with Constant Contact first"), 401
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 def search_customers(
     connection_id: int, email_prefix: str, page: int, per_page: int
 ) -> tuple[list[Customer], bool]:
@@ -143,7 +129,7 @@ def customer_detail(connection_id: int, customer: Customer) -> dict[str, Any]:
 
 
 @bp.get("/connections/<int:connection_id>/customers")
-@api_login_required
+@login_required
 def list_customers(connection_id: int):
     """Search the connection's customers by email prefix, one bounded page."""
     conn = owned_connection(connection_id)
@@ -157,7 +143,7 @@ def list_customers(connection_id: int):
 
 
 @bp.get("/connections/<int:connection_id>/customers/<int:customer_id>")
-@api_login_required
+@login_required
 def get_customer(connection_id: int, customer_id: int):
     """One customer: facts, current segments, transition log (newest first)."""
     conn = owned_connection(connection_id)

@@ -57,25 +57,11 @@ def _not_found(err: Any):
     return jsonify(error=getattr(err, "description", "not found")), 404
 
 
-@bp.record_once
-def _json_is_the_csrf_guard(state: Any) -> None:
-    """Like the "api" blueprint: a JSON body is the CSRF protection (browsers cannot send
-    ``application/json`` cross-site without a preflight), so the form token is not asked for;
-    ``_guard`` refuses unsafe requests without a JSON body instead."""
-    from cc_storeplugin.web.csrf import csrf
-
-    for view in (create_segment, update_segment, delete_segment, preview_segment):
-        csrf.exempt(f"{bp.name}.{view.__name__}")
-
-
 @bp.before_request
 def _guard():
-    """JSON 401 for a signed-out caller (no redirect); POST / PUT must carry JSON."""
+    """JSON 401 for a signed-out caller (no redirect); web/csrf.py requires JSON bodies."""
     if current_merchant() is None:
         return jsonify(error="sign in with Constant Contact first"), 401
-    if request.method in ("POST", "PUT") and not request.is_json:
-        message = "send a JSON body (Content-Type: application/json)"
-        return jsonify(error=message, fields={"_schema": [message]}), 400
     return None
 
 

@@ -32,8 +32,12 @@ class CSRF:
     def _protect(self) -> None:
         if request.method not in UNSAFE or request.endpoint in self._exempt:
             return
-        if (request.blueprint or "").startswith("api") and request.is_json:
-            return
+        if (request.blueprint or "").startswith("api"):
+            # A cross-site page can only send a form-like POST without a CORS preflight
+            # (which this app never grants): a JSON body, or PUT / DELETE, is the API's guard.
+            if request.is_json or request.method != "POST":
+                return
+            abort(400, description="send a JSON body (Content-Type: application/json)")
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
         expected = session.get("csrf_token", "")
         if not expected or not hmac.compare_digest(sent, expected):
