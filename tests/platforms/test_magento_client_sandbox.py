@@ -99,7 +99,8 @@ def sandbox_factory(
 
 def all_ids(client: MagentoClient, **kw) -> tuple[list[int], list[int]]:
     pages, ids = [], []
-    for page, body in client.iter_pages("customers/search", page_size=300, **kw):
+    kw.setdefault("page_size", 300)
+    for page, body in client.iter_pages("customers/search", **kw):
         pages.append(page)
         ids += [c["id"] for c in body["items"]]
     return pages, ids
@@ -219,3 +220,28 @@ def test_page_count_matches_total_count(sandbox_factory) -> None:
     client = sb.connected()
     first = client.search("customers/search", page_size=300, current_page=1)
     assert math.ceil(first["total_count"] / 300) == 3
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 5])
+def test_pages_requested_ahead_come_in_order_with_exact_calls(sandbox_factory, ahead) -> None:
+    sb = sandbox_factory()
+    client = sb.connected(max_retries=8)
+    client.calls = 0
+    pages, ids = all_ids(client, page_size=100, ahead=ahead)
+    assert pages == list(range(1, math.ceil(CUSTOMERS / 100) + 1))
+    assert ids == sorted(ids) and len(set(ids)) == CUSTOMERS
+    assert client.calls == len(pages)  # nothing requested past the last page
+
+    faults = {"p429": 0.2, "p5xx": 0.2, "pdrop": 0.15, "seed": 5}
+    assert requests.post(f"{sb.url}/_sandbox/faults", json=faults, timeout=10).ok
+    pages, ids = all_ids(client, page_size=100, ahead=ahead)
+    assert len(set(ids)) == CUSTOMERS and ids == sorted(ids)
+
+
+def test_reading_ahead_stops_at_a_repeated_page_and_when_the_caller_stops(sandbox_factory) -> None:
+    sb = sandbox_factory(legacy_paging=True)
+    client = sb.connected()
+    assert [p for p, _ in client.iter_pages("customers/search", start_page=9, ahead=3)] == [9]
+    stream = client.iter_pages("customers/search", page_size=100, ahead=3)
+    assert next(stream)[0] == 1
+    stream.close()  # the requests in flight finish and are dropped

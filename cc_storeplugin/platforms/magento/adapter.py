@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 300
 """Magento's ``webapi/validation/maximum_page_size`` default (§2.4)."""
+# Pages requested while the import works on the current one: the store serves the next
+# while this process parses and writes (Magento serves concurrent requests; 2 is polite).
+PAGES_AHEAD = 2
 
 NON_PURCHASE_STATES = frozenset({"canceled", "closed", "pending_payment"})
 """Order states that are not purchases: cancelled, fully refunded (closed), awaiting payment."""
@@ -42,12 +45,15 @@ class MagentoAdapter:
 
     platform = "magento"
 
-    def __init__(self, client: MagentoClient, *, page_size: int = MAX_PAGE_SIZE) -> None:
+    def __init__(
+        self, client: MagentoClient, *, page_size: int = MAX_PAGE_SIZE, ahead: int = PAGES_AHEAD
+    ) -> None:
         self.client = client
         self.page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+        self.ahead = max(0, int(ahead))
 
     def __repr__(self) -> str:
-        return f"MagentoAdapter({self.client!r}, page_size={self.page_size})"
+        return f"MagentoAdapter({self.client!r}, page_size={self.page_size}, ahead={self.ahead})"
 
     @property
     def calls(self) -> int:
@@ -84,7 +90,11 @@ class MagentoAdapter:
         while True:
             try:
                 for number, body in self.client.iter_pages(
-                    resource, sort_orders=((SORT_FIELD, "ASC"),), page_size=size, start_page=start
+                    resource,
+                    sort_orders=((SORT_FIELD, "ASC"),),
+                    page_size=size,
+                    start_page=start,
+                    ahead=self.ahead,
                 ):
                     records, rejected = map_items(body.get("items") or [], kind, mapper)
                     total = body.get("total_count")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -110,6 +112,7 @@ class MagentoClient:
         self.session = session or requests.Session()
         self.session.headers.setdefault("Accept", "application/json")
         self.calls = 0
+        self._calls_lock = threading.Lock()
         self._sleep = time.sleep
         self._root: str | None = None  # REST prefix once a call confirmed it
 
@@ -184,32 +187,52 @@ class MagentoClient:
         sort_orders: Iterable[tuple[str, str]] = ((SORT_FIELD, "ASC"),),
         page_size: int = 300,
         start_page: int = 1,
+        ahead: int = 0,
     ) -> Iterator[tuple[int, dict]]:
         """Yield ``(page_number, body)`` until ``total_count`` is covered (§2.6, §5 item 1).
 
         Also stops on a page without items and on a page whose first id was already the
         first id of an earlier page (≤2.3 repeats the last page; non-REST code returns page 1).
+        With ``ahead`` > 0, once ``total_count`` is known the next pages (up to the last) are
+        requested that many at a time while the caller works on the current one; they are
+        still yielded, and the guards applied, strictly in page order.
         """
         groups = [list(g) for g in filter_groups]
         sorts = list(sort_orders)
+
+        def fetch(number: int) -> dict:
+            return self.search(resource, filter_groups=groups, sort_orders=sorts,
+                               page_size=page_size, current_page=number)  # fmt: skip
+
         seen_first: set[Any] = set()
+        pool = ThreadPoolExecutor(ahead, thread_name_prefix="magento-page") if ahead > 0 else None
+        inflight: dict[int, Future[dict]] = {}
         page = start_page
-        while True:
-            body = self.search(resource, filter_groups=groups, sort_orders=sorts,
-                               page_size=page_size, current_page=page)  # fmt: skip
-            items = body.get("items") or []
-            if not items:
-                return
-            first = _item_id(items[0])
-            if first is not None and first in seen_first:
-                log.warning("Magento %s repeated a page at page %d; stopping", resource, page)
-                return
-            seen_first.add(first)
-            yield page, body
-            total = body.get("total_count")
-            if isinstance(total, int) and page >= math.ceil(total / page_size):
-                return
-            page += 1
+        try:
+            while True:
+                future = inflight.pop(page, None)
+                body = future.result() if future else fetch(page)
+                items = body.get("items") or []
+                if not items:
+                    return
+                first = _item_id(items[0])
+                if first is not None and first in seen_first:
+                    log.warning("Magento %s repeated a page at page %d; stopping", resource, page)
+                    return
+                seen_first.add(first)
+                total = body.get("total_count")
+                last = math.ceil(total / page_size) if isinstance(total, int) else None
+                if pool is not None and last is not None:
+                    for n in range(page + 1, min(page + ahead, last) + 1):
+                        if n not in inflight:
+                            inflight[n] = pool.submit(fetch, n)
+                yield page, body
+                if last is not None and page >= last:
+                    return
+                page += 1
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def set_subscription(self, customer_id: int, subscribed: bool) -> dict:
         """Set ``extension_attributes.is_subscribed`` by saving the whole customer (§2.7)."""
@@ -278,7 +301,8 @@ class MagentoClient:
         short = url.split("?", 1)[0]
         last: MagentoError = MagentoUnavailable(f"{method} {short}: not attempted")
         for attempt in range(self.max_retries + 1):
-            self.calls += 1
+            with self._calls_lock:
+                self.calls += 1
             delay = self._backoff(attempt)
             try:
                 resp = self.session.request(method, url, auth=auth, json=json, timeout=self.timeout)
