@@ -20,10 +20,12 @@ so two evaluations of one connection never interleave.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import (
     Integer,
@@ -102,19 +104,46 @@ def evaluate_segments(
     segments = db.session.execute(query.order_by(Segment.id)).all()
     db.session.commit()
 
-    results: dict[str, dict[str, int]] = {}
-    for seg in segments:
-        first = db.session.scalar(select(Segment.evaluated_at).where(Segment.id == seg.id)) is None
-        spec = spec_for(seg.kind, seg.key, seg.name, seg.rule, now, first_evaluation=first)
-        if spec is None:
-            continue
-        try:
-            results[seg.key] = _apply(connection_id, seg.id, spec, now, run_id)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-    return results
+    if db.engine.dialect.name == "postgresql" and len(segments) > 1:
+        return _in_parallel(connection_id, segments, now, run_id)
+    return {seg.key: r for seg in segments if (r := _one(connection_id, seg, now, run_id))}
+
+
+PARALLEL = 2  # PostgreSQL sessions evaluating segments at once (an INSERT … SELECT is one core)
+
+
+def _one(connection_id: int, seg: Any, now: datetime, run_id: int | None) -> dict[str, int] | None:
+    """Evaluate one segment on this thread's session and commit; None if it was skipped."""
+    first = db.session.scalar(select(Segment.evaluated_at).where(Segment.id == seg.id)) is None
+    spec = spec_for(seg.kind, seg.key, seg.name, seg.rule, now, first_evaluation=first)
+    if spec is None:
+        return None
+    try:
+        result = _apply(connection_id, seg.id, spec, now, run_id)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return result
+
+
+def _in_parallel(
+    connection_id: int, segments: list[Any], now: datetime, run_id: int | None
+) -> dict[str, dict[str, int]]:
+    """Segments touch disjoint rows (their own memberships and log entries), so PARALLEL
+    sessions evaluate them side by side; each commits its own, as the serial path does."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def work(seg: Any) -> dict[str, int] | None:
+        with app.app_context():
+            try:
+                return _one(connection_id, seg, now, run_id)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(PARALLEL, thread_name_prefix="segments") as pool:
+        done = list(pool.map(work, segments))
+    return {seg.key: r for seg, r in zip(segments, done, strict=True) if r is not None}
 
 
 def spec_for(
@@ -166,7 +195,7 @@ def _apply(
     conn = db.session.connection()
     at = literal(now, UTCDateTime())
     # One pass: every customer of the connection against this segment's memberships. A member
-    # is always a customer of the connection (memberships cascade with their customer).
+    # is always a customer of the connection (the mirror never deletes one customer).
     membership = MEMBERS.c.customer_id
     was_member = membership.is_not(None)
     matches = func.coalesce(spec.condition, false())

@@ -132,10 +132,12 @@ def _plan(client: CCClient, connection_id: int, run_id: int) -> list[int]:
 
 
 def rebuild_is_cheaper(members: int, left: int) -> bool:
-    """Rebuild (1 remove-all + ⌈members/40k⌉ imports) vs remove (⌈left/500⌉ calls)."""
+    """Rebuild (1 remove-all + ⌈members/40k⌉ imports) only at half the calls of removing
+    (⌈left/500⌉): a rebuild re-imports every member, which costs CC minutes on a big list
+    and leaves the list incomplete until its imports end; a few calls more do not."""
     rebuild = 1 + math.ceil(members / bulk.MAX_ROWS)
     remove = math.ceil(left / cc_lists.MAX_IDS_PER_ACTIVITY)
-    return rebuild < remove
+    return 2 * rebuild <= remove
 
 
 def _left(run_id: int, segment_id: int):

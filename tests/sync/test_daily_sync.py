@@ -455,8 +455,9 @@ def test_the_diff_goes_to_cc_grouped_by_list_combination_and_never_re_adds(any_d
     assert ids["a@x.io"] == "cc-a" and ids["u@x.io"] is None  # learned ids are kept
 
 
-def test_a_list_is_rebuilt_only_when_that_takes_fewer_calls():
+def test_a_list_is_rebuilt_only_when_that_takes_half_the_calls():
     assert not cc_diff.rebuild_is_cheaper(members=1_000, left=500)  # 2 calls vs 1
-    assert not cc_diff.rebuild_is_cheaper(members=1_000, left=1_000)  # 2 vs 2
-    assert cc_diff.rebuild_is_cheaper(members=1_000, left=1_001)  # 2 vs 3
-    assert cc_diff.rebuild_is_cheaper(members=80_000, left=2_000)  # 3 vs 4
+    assert not cc_diff.rebuild_is_cheaper(members=1_000, left=1_001)  # 2 vs 3
+    assert cc_diff.rebuild_is_cheaper(members=1_000, left=1_501)  # 2 vs 4
+    assert not cc_diff.rebuild_is_cheaper(members=108_000, left=2_987)  # 4 vs 6: 108k re-sent
+    assert cc_diff.rebuild_is_cheaper(members=80_000, left=3_000)  # 3 vs 6
