@@ -13,14 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, and_, cast, exists, false, func, literal, or_, true
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
 
 from cc_storeplugin.models import Customer, Order, OrderItem
 from cc_storeplugin.segments.custom_rules import parse_value
-from cc_storeplugin.segments.sqlutil import counted, utc_date_text
+from cc_storeplugin.segments.sqlutil import counted, money_text, utc_date_text
 
 COMPARE = {
     "eq": lambda a, b: a == b,
@@ -128,26 +125,6 @@ def condition(field: str, op: str, raw: Any, now: datetime) -> ColumnElement[boo
 
 
 # --- reasons ----------------------------------------------------------------------------
-
-
-class money_text(FunctionElement):  # noqa: N801 - reads like a SQL function
-    """An amount as text with two decimals ('250.00') on both backends."""
-
-    type = String()
-    inherit_cache = True
-    name = "money_text"
-
-
-@compiles(money_text)
-def _money_default(element: money_text, compiler: Any, **kw: Any) -> str:
-    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"to_char(ROUND(CAST({value} AS NUMERIC), 2), 'FM999999999999990.00')"
-
-
-@compiles(money_text, "sqlite")
-def _money_sqlite(element: money_text, compiler: Any, **kw: Any) -> str:
-    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
-    return f"printf('%.2f', {value})"
 
 
 def _fields_of(node: dict[str, Any]) -> list[str]:

@@ -69,3 +69,23 @@ def counted(n: ColumnElement[int], singular: str, plural: str) -> ColumnElement[
     """'1 purchase' / '3 purchases': a number and the right word, in SQL."""
     word = case((n == 1, singular), else_=plural)
     return as_text(n) + " " + word
+
+
+class money_text(FunctionElement):  # noqa: N801 - reads like a SQL function
+    """An amount as text with two decimals ('250.00') on both backends."""
+
+    type = String()
+    inherit_cache = True
+    name = "money_text"
+
+
+@compiles(money_text)
+def _money_default(element: money_text, compiler: Any, **kw: Any) -> str:
+    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"to_char(ROUND(CAST({value} AS NUMERIC), 2), 'FM999999999999990.00')"
+
+
+@compiles(money_text, "sqlite")
+def _money_sqlite(element: money_text, compiler: Any, **kw: Any) -> str:
+    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"printf('%.2f', {value})"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -28,6 +27,7 @@ from sqlalchemy import text
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import normalize_email, utcnow
 from cc_storeplugin.platforms.base import OrderRecord
+from cc_storeplugin.sync.mirror import _aware  # the UTC columns take aware datetimes only
 
 STAGE_COLS = (
     "run_id", "platform_order_id", "order_number", "email", "state", "status", "is_purchase",
@@ -204,9 +204,3 @@ class BackgroundMerger:
 def discard_staged(run_id: int) -> None:
     """Drop a run's staged rows (a run that ends without merging them)."""
     db.session.execute(text("DELETE FROM order_stage WHERE run_id = :run"), {"run": run_id})
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column; pass an aware datetime")
-    return value
