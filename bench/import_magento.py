@@ -61,6 +61,21 @@ with app.app_context():
 """
 
 
+# Runs the measured worker and writes wait4()'s ru_maxrss (kB) of it to argv[1]. It is a
+# fresh small process on purpose: Linux folds the hiwater RSS of the address space a child
+# leaves at exec() (the parent's, after fork or vfork) into that child's ru_maxrss, so a
+# worker spawned straight from this benchmark, which generated a 1M store in-process, would
+# report this process's ~450 MB as its own peak.
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,18 +118,24 @@ def calls(url: str) -> int:
     return int(requests.get(f"{url}/_sandbox/stats", timeout=30).json()["total"])
 
 
+def children(pid: int) -> list[int]:
+    """pid's direct children (every thread's), [] once it is gone."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            out += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
 def descendants(pid: int) -> list[int]:
     """pid's children, grandchildren, ... (rq's work horse and scheduler)."""
     out, todo = [], [pid]
     while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
-                out += [int(k) for k in kids]
-                todo += [int(k) for k in kids]
-        except OSError:
-            continue
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
     return out
 
 
@@ -146,12 +167,15 @@ class HandshakeWorker(threading.Thread):
 
 
 class Sampler(threading.Thread):
-    """The run row (phase, updated_at) every second, the worker tree's VmHWM every 0.2 s."""
+    """The run row (phase, updated_at) every second, the worker tree's VmHWM every 0.2 s.
 
-    def __init__(self, db_url: str, run_id: int, worker_pid: int) -> None:
+    ``launcher_pid`` is the LAUNCHER process: its child is the rq worker, whose descendants
+    are the work horse (and rq's scheduler, if any)."""
+
+    def __init__(self, db_url: str, run_id: int, launcher_pid: int) -> None:
         super().__init__(daemon=True)
         self.engine = create_engine(db_url)
-        self.run_id, self.pid = run_id, worker_pid
+        self.run_id, self.launcher = run_id, launcher_pid
         self.phase_start: dict[str, float] = {}
         self.worker_hwm = self.child_hwm = 0
         self.done = threading.Event()
@@ -160,9 +184,10 @@ class Sampler(threading.Thread):
         tick = 0
         with self.engine.connect() as c:
             while not self.done.is_set():
-                self.worker_hwm = max(self.worker_hwm, hwm_kb(self.pid))
-                for child in descendants(self.pid):
-                    self.child_hwm = max(self.child_hwm, hwm_kb(child))
+                for main in children(self.launcher):
+                    self.worker_hwm = max(self.worker_hwm, hwm_kb(main))
+                    for child in descendants(main):
+                        self.child_hwm = max(self.child_hwm, hwm_kb(child))
                 tick += 1
                 if tick % 5 != 1:  # the row every second, the memory every 0.2 s
                     self.done.wait(0.2)
@@ -346,8 +371,9 @@ def main() -> None:
             cmd = [sys.executable, "-c", PROFILED_WORKER, str(args.profile.resolve())]
         elif args.worker_script:
             cmd = [sys.executable, str(args.worker_script.resolve())]
+        rss_file = tmp / "worker-maxrss-kb"
         worker = subprocess.Popen(
-            cmd,
+            [sys.executable, "-c", LAUNCHER, str(rss_file), *cmd],
             cwd=ROOT,
             env=os.environ.copy(),
             stdout=worker_log,
@@ -355,12 +381,11 @@ def main() -> None:
         )
         sampler = Sampler(db_url, run_id, worker.pid)
         sampler.start()
-        # wait4's ru_maxrss: the peak of the worker and of every descendant it reaped (the
-        # forked work horse that ran the import), without this process's other children
-        _, wait_status, usage = os.wait4(worker.pid, 0)
+        # the launcher's wait4 ru_maxrss: the peak of the worker and of every descendant it
+        # reaped (the forked work horse that ran the import), nothing of this process
+        worker.wait()
         wall = time.perf_counter() - t0
-        worker.returncode = os.waitstatus_to_exitcode(wait_status)
-        rusage_kb = usage.ru_maxrss
+        rusage_kb = int(rss_file.read_text()) if rss_file.exists() else 0
         sampler.done.set()
         sampler.join()
         magento_calls, cc_calls = calls(magento_url) - mag0, calls(cc_url) - cc0
