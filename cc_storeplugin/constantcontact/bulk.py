@@ -271,6 +271,21 @@ def iter_export(client: CCClient, result: ActivityResult) -> Iterator[dict[str, 
             yield dict(zip(header, values, strict=False))
 
 
+def iter_contact_ids(
+    client: CCClient, list_ids: Sequence[str] | None = None, **wait: Any
+) -> Iterator[tuple[str, str]]:
+    """``(email lower-cased, contact_id)`` of the account's contacts (or of ``list_ids``),
+    streamed: 1 export call + polling + 1 download, whatever the size."""
+    activity_id = start_export(client, list_ids)
+    result = wait_for_activities(client, [activity_id], **wait)[activity_id]
+    if not result.succeeded:
+        raise CCError(0, "export.failed", f"contact export {activity_id} ended {result.state}")
+    for row in iter_export(client, result):
+        email = (row.get("email_address") or row.get("email") or "").strip().lower()
+        if email and row.get("contact_id"):
+            yield email, row["contact_id"]
+
+
 def export_contact_ids(
     client: CCClient,
     list_ids: Sequence[str] | None = None,
@@ -280,16 +295,11 @@ def export_contact_ids(
     """``{email (lower-cased): contact_id}`` of the account's contacts (or of ``list_ids``),
     only for ``emails`` when given: 1 export call + polling + 1 download."""
     wanted = {e.strip().lower() for e in emails} if emails is not None else None
-    activity_id = start_export(client, list_ids)
-    result = wait_for_activities(client, [activity_id], **wait)[activity_id]
-    if not result.succeeded:
-        raise CCError(0, "export.failed", f"contact export {activity_id} ended {result.state}")
-    out = {}
-    for row in iter_export(client, result):
-        email = (row.get("email_address") or row.get("email") or "").strip().lower()
-        if email and row.get("contact_id") and (wanted is None or email in wanted):
-            out[email] = row["contact_id"]
-    return out
+    return {
+        email: cid
+        for email, cid in iter_contact_ids(client, list_ids, **wait)
+        if wanted is None or email in wanted
+    }
 
 
 def _csv_lines(client: CCClient, path: str) -> Iterator[str]:

@@ -7,16 +7,20 @@ CC before this step); invalid addresses are quarantined.
 
 Removals: the contacts that left are grouped the same way and removed with
 remove_list_memberships, 500 CC contact ids and up to 50 lists a call. CC ids come from
-``Customer.cc_contact_id``; unknown ones are learned in bulk with one contact export of the
-lists concerned (never one lookup per contact) and stored for the next runs.
+``Customer.cc_contact_id``; unknown ones are learned in bulk with one contact export (never
+one lookup per contact) of the smallest list of each combination concerned, and stored for
+the next runs. Leavers that cannot be on a CC list (an address CC refuses; unsubscribed,
+which CC takes off every list itself) never cause an export.
 
 Rule (fewest calls): a list is *rebuilt* — one remove-all-members activity, then its current
 members imported (⌈members / 40,000⌉ imports) — instead of diffed when
 ``1 + ⌈members / 40,000⌉ < ⌈left / 500⌉`` (or when its list was just created).
 
-All activities of the run are awaited together (one GET /activities a polling round). The
-checkpoint moves step by step (plan, adds, removals, rebuild, wait); a step redone after a
-crash is harmless since CC lists are sets.
+All activities of the run are awaited together (one GET /activities a polling round). Then
+the ids of the contacts the run's imports created are learned (GET /contacts?created_after,
+500 a call), so their later removal needs no export. The checkpoint moves step by step
+(plan, adds, removals, rebuild, wait, ids); a step redone after a crash is harmless since
+CC lists are sets.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, and_, bindparam, exists, func, insert, literal, select, update
@@ -44,9 +49,12 @@ from cc_storeplugin.models import (
 from cc_storeplugin.sync.consent_sync import SKIP_REASON
 from cc_storeplugin.sync.runs import quarantine
 
-STEPS = ("plan", "adds", "removals", "rebuild", "wait", "done")
+STEPS = ("plan", "adds", "removals", "rebuild", "wait", "ids", "done")
+# CC's clock and ours may differ a little; contacts created this long before the run count
+CLOCK_SKEW = timedelta(minutes=5)
 Save = Callable[[dict[str, Any]], None]
 _ID_BATCH = 1000
+_COPY_BATCH = 50_000
 
 
 def apply_diff(
@@ -68,6 +76,7 @@ def apply_diff(
         save(state)
 
     if at("plan"):
+        state["started_at"] = datetime.now(UTC).isoformat()
         state["rebuild"] = _plan(client, connection_id, run_id)
         advance("adds")
     segments = _segments(connection_id)
@@ -94,6 +103,11 @@ def apply_diff(
                 items = [(None, e["email"], e.get("message", "rejected")) for e in errors]
                 quarantine(connection_id, run_id, items, "cc_rejected")
             state["cc_errors"] = sum(r.error_count for r in results.values())
+        advance("ids")
+    if at("ids"):
+        if state["imports"] and state.get("started_at"):
+            since = datetime.fromisoformat(state["started_at"]) - CLOCK_SKEW
+            state["ids_learned"] = learn_new_contact_ids(client, connection_id, since)
         advance("done")
     return state
 
@@ -278,11 +292,10 @@ def _removals(
         by_combo.setdefault(row.combo, []).append(row)
     if not by_combo:
         return []
-    unknown = {r.email: r for rows in by_combo.values() for r in rows if not r.cc_contact_id}
+    unknown = {r.email: r for rows in by_combo.values() for r in rows if _needs_lookup(r)}
     learned: dict[str, str] = {}
     if unknown:
-        combos = set(by_combo)
-        list_ids = [s.cc_list_id for i, s in enumerate(segments) if any(c >> i & 1 for c in combos)]
+        list_ids = _lists_to_export(segments, {r.combo for r in unknown.values()})
         learned = learn_contact_ids(client, connection_id, list_ids, unknown)
         state["exports"] += 1
     activities = []
@@ -298,15 +311,99 @@ def _removals(
     return activities
 
 
+def _needs_lookup(row: Any) -> bool:
+    """A leaver whose CC id is unknown and who can be on a CC list at all: an address CC
+    refuses was never sent, and CC takes an unsubscribed contact off every list itself
+    ("automatically removed from all lists", CC community, thread 414664)."""
+    if row.cc_contact_id or row.consent_state == "unsubscribed":
+        return False
+    return check_email(row.email)[0] is not None
+
+
+def _lists_to_export(segments: list[Segment], combos: set[int]) -> list[str]:
+    """The smallest lists that still hold every unknown leaver: a leaver of a combination
+    was on each of its lists, so one list per combination (the one with the fewest members)
+    is enough — "Recent" rather than "Recent" + "All"."""
+    sizes = dict(
+        db.session.execute(
+            select(SegmentMembership.segment_id, func.count())
+            .where(SegmentMembership.segment_id.in_([s.id for s in segments]))
+            .group_by(SegmentMembership.segment_id)
+        ).all()
+    )
+    chosen: dict[str, None] = {}
+    for combo in sorted(combos):
+        members = [s for i, s in enumerate(segments) if combo >> i & 1]
+        smallest = min(members, key=lambda s: (sizes.get(s.id, 0), s.id))
+        chosen[smallest.cc_list_id] = None
+    return list(chosen)
+
+
 def learn_contact_ids(
     client: CCClient, connection_id: int, list_ids: list[str], emails: Iterable[str]
 ) -> dict[str, str]:
-    """One contact export of ``list_ids``: store the CC ids of ``emails`` (lower-cased, the
-    mirror's key) on their customer rows and return ``{email: contact_id}`` for them.
+    """One contact export of ``list_ids``: store the CC id of *every* contact in it on its
+    customer row and return ``{email: contact_id}`` for ``emails`` (lower-cased, the
+    mirror's key).
 
-    Only the wanted rows are written, so a big list's export costs one download, not a
-    million-row update."""
-    found = bulk.export_contact_ids(client, list_ids, emails)
+    The download is the cost, so everything in it is kept: the first export after an import
+    teaches the mirror the ids of those lists' contacts, and later runs need none."""
+    wanted = {e.lower() for e in emails}
+    found: dict[str, str] = {}
+
+    def pairs() -> Iterator[tuple[str, str]]:
+        for email, cid in bulk.iter_contact_ids(client, list_ids):
+            if email in wanted:
+                found[email] = cid
+            yield email, cid
+
+    store_contact_ids(connection_id, pairs())
+    return found
+
+
+def learn_new_contact_ids(client: CCClient, connection_id: int, since: datetime) -> int:
+    """Store the CC ids of the contacts CC created since ``since`` (this run's imports made
+    them), paging GET /contacts?created_after at 500 a call, so a new contact's later
+    removal needs no export. Returns how many ids were stored or changed."""
+    params = {
+        "created_after": since.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "limit": 500,
+    }
+
+    def pairs() -> Iterator[tuple[str, str]]:
+        for contact in client.paginate("/contacts", params, "contacts"):
+            email = ((contact.get("email_address") or {}).get("address") or "").strip().lower()
+            if email and contact.get("contact_id"):
+                yield email, contact["contact_id"]
+
+    return store_contact_ids(connection_id, pairs())
+
+
+def store_contact_ids(connection_id: int, pairs: Iterable[tuple[str, str]]) -> int:
+    """Set ``cc_contact_id`` from ``(email, contact_id)`` pairs where it differs, in bulk:
+    on PostgreSQL one COPY into a temporary table and one UPDATE … FROM (a million ids in
+    seconds, memory flat); elsewhere in batches of executemany. Returns rows changed."""
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        items = iter(pairs)
+        with raw.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE cc_ids_in (email text, cid text) ON COMMIT DROP")
+            # pairs may call CC, whose client may read its token through this connection:
+            # so they are read between COPYs, never while one holds the connection
+            while batch := list(itertools.islice(items, _COPY_BATCH)):
+                with cur.copy("COPY cc_ids_in (email, cid) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+            cur.execute(
+                "UPDATE customers c SET cc_contact_id = i.cid FROM cc_ids_in i"
+                " WHERE c.connection_id = %s AND c.email = i.email"
+                " AND c.cc_contact_id IS DISTINCT FROM i.cid",
+                (connection_id,),
+            )
+            changed = cur.rowcount
+        db.session.commit()
+        return changed
     stmt = (
         update(Customer)
         .where(
@@ -317,12 +414,13 @@ def learn_contact_ids(
         .values(cc_contact_id=bindparam("cid"))
         .execution_options(synchronize_session=False)
     )
-    items = iter(found.items())
+    changed = 0
+    items = iter(pairs)
     while batch := list(itertools.islice(items, _ID_BATCH)):
-        conn = db.session.connection()
-        conn.execute(stmt, [{"e": e, "cid": c} for e, c in batch])
+        result = db.session.connection().execute(stmt, [{"e": e, "cid": c} for e, c in batch])
+        changed += max(result.rowcount, 0)
     db.session.commit()
-    return found
+    return changed
 
 
 # --- rebuild ---------------------------------------------------------------------------

@@ -286,15 +286,23 @@ def _totals(run_id: int, cp: dict[str, Any]) -> dict[str, Any]:
         "unsubscribed_in_cc": cp.get("unsubscribed", 0),
         "stats_changed": cp.get("stats_changed", 0),
         "segments": segments,
-        "cc": {
-            k: diff.get(k, 0)
-            for k in ("imports", "removal_calls", "exports", "added", "removed", "skipped_unsub")
-        },  # fmt: skip
+        "cc": {k: diff.get(k, 0) for k in CC_TOTALS},
         "rebuilt_segments": len(diff.get("rebuilt", [])),
         "cc_calls": cp["calls"]["constantcontact"],
         "store_calls": cp["calls"]["store"],
         "duration_s": round(time.time() - cp["started"], 1),
     }
+
+
+CC_TOTALS = (
+    "imports",
+    "removal_calls",
+    "exports",
+    "added",
+    "removed",
+    "skipped_unsub",
+    "ids_learned",
+)
 
 
 def _save(run_id: int, cp: dict[str, Any]) -> None:

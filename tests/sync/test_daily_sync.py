@@ -382,6 +382,7 @@ class RecordingCC:
         self.imports: list[tuple[list[str], list[str]]] = []
         self.removals: list[tuple[list[str], list[str]]] = []
         self.exports: list[list[str]] = []
+        self.new_id_lookups = 0
         bulk, lists = cc_diff.bulk, cc_diff.cc_lists
 
         def submit_import(client, rows, list_ids):
@@ -392,15 +393,20 @@ class RecordingCC:
             self.removals.append((sorted(list_ids), sorted(ids)))
             return [f"rm-{len(self.removals)}"]
 
-        def export_contact_ids(client, list_ids, emails=None):
+        def iter_contact_ids(client, list_ids):
             self.exports.append(sorted(list_ids))
-            return {e: cid for e, cid in export.items() if emails is None or e in set(emails)}
+            yield from export.items()
+
+        def learn_new_contact_ids(client, connection_id, since):
+            self.new_id_lookups += 1
+            return 0
 
         def wait(client, ids, **kw):
             return {i: ActivityResult(activity_id=i, state="completed") for i in ids}
 
         monkeypatch.setattr(bulk, "submit_import", submit_import)
-        monkeypatch.setattr(bulk, "export_contact_ids", export_contact_ids)
+        monkeypatch.setattr(bulk, "iter_contact_ids", iter_contact_ids)
+        monkeypatch.setattr(cc_diff, "learn_new_contact_ids", learn_new_contact_ids)
         monkeypatch.setattr(bulk, "wait_for_activities", wait)
         monkeypatch.setattr(lists, "remove_members", remove_members)
 
@@ -429,7 +435,8 @@ def test_the_diff_goes_to_cc_grouped_by_list_combination_and_never_re_adds(any_d
                      last_purchase_at=last, consent_state=consent, cc_contact_id=cc_id)
         )  # fmt: skip
     db.session.commit()
-    cc = RecordingCC(monkeypatch, export={"a@x.io": "cc-a", "other@x.io": "cc-o"})
+    export = {"a@x.io": "cc-a", "n@x.io": "cc-n", "other@x.io": "cc-o"}
+    cc = RecordingCC(monkeypatch, export=export)
 
     def run_at(when: datetime) -> dict:
         run = SyncRun(connection_id=conn.id, kind="daily")
@@ -444,6 +451,7 @@ def test_the_diff_goes_to_cc_grouped_by_list_combination_and_never_re_adds(any_d
         (["L-all", "L-first_time", "L-recent"], ["a@x.io", "b@x.io"]),
     ]  # one import per combination of lists; u (unsubscribed) is never sent
     assert state["skipped_unsub"] == 1 and cc.removals == [] and cc.exports == []
+    assert cc.new_id_lookups == 1  # the ids of the contacts the imports created
 
     cc.imports.clear()
     state = run_at(now + timedelta(days=10))  # a, b and u leave Recent
@@ -453,6 +461,45 @@ def test_the_diff_goes_to_cc_grouped_by_list_combination_and_never_re_adds(any_d
     assert state["removed"] == 2
     ids = dict(db.session.execute(db.select(Customer.email, Customer.cc_contact_id)).all())
     assert ids["a@x.io"] == "cc-a" and ids["u@x.io"] is None  # learned ids are kept
+    assert ids["n@x.io"] == "cc-n"  # every id in the export, not only the leavers'
+    assert cc.new_id_lookups == 1  # nothing was imported this time
+
+
+def test_leavers_that_cannot_be_on_a_cc_list_cost_no_export(any_db_app, monkeypatch):
+    from cc_storeplugin.segments.builtin import ensure_builtin_segments
+    from cc_storeplugin.segments.evaluate import evaluate_segments
+
+    merchant = Merchant(cc_account_id="acct-noexport", name="Shop")
+    conn = StoreConnection(merchant=merchant, platform="magento", status="active")
+    db.session.add(conn)
+    db.session.commit()
+    segments = ensure_builtin_segments(conn.id)
+    for seg in segments:
+        seg.cc_list_id = f"L-{seg.key}"
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    for email, consent in (("bad@@x.io", "not_set"), ("gone@x.io", "unsubscribed")):
+        db.session.add(
+            Customer(connection_id=conn.id, email=email, purchase_count=1,
+                     last_purchase_at=now - timedelta(days=25), consent_state=consent)
+        )  # fmt: skip
+    db.session.commit()
+    cc = RecordingCC(monkeypatch, export={"gone@x.io": "cc-gone"})
+    for when in (now, now + timedelta(days=10)):  # both enter, then both leave Recent
+        run = SyncRun(connection_id=conn.id, kind="daily")
+        db.session.add(run)
+        db.session.commit()
+        evaluate_segments(conn.id, when, run_id=run.id)
+        state = cc_diff.apply_diff(None, conn.id, run.id, {}, lambda state: None)
+    # the bad address was never sent; CC took the unsubscribed one off every list itself
+    assert cc.exports == [] and cc.removals == [] and state["exports"] == 0
+
+    by_key = {s.key: i for i, s in enumerate(segments)}
+    both = 1 << by_key["all"] | 1 << by_key["first_time"]
+    db.session.add(Customer(connection_id=conn.id, email="more@x.io"))
+    db.session.commit()
+    evaluate_segments(conn.id, now + timedelta(days=11))
+    # a leaver of All + First-time is on both lists: the smaller one is exported
+    assert cc_diff._lists_to_export(segments, {both}) == ["L-first_time"]
 
 
 def test_a_list_is_rebuilt_only_when_that_takes_half_the_calls():
