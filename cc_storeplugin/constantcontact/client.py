@@ -153,8 +153,13 @@ class CCClient:
         self, path: str, params: Mapping[str, Any] | None, items_key: str
     ) -> Iterator[dict[str, Any]]:
         """Every item under ``items_key``, following ``_links.next.href`` until it is absent."""
+        yield from self.paginate_from(self.request("GET", path, params=params), items_key)
+
+    def paginate_from(
+        self, page: dict[str, Any] | None, items_key: str
+    ) -> Iterator[dict[str, Any]]:
+        """The items of ``page`` (a first page already fetched) and of every next page."""
         seen: set[str] = set()
-        page = self.request("GET", path, params=params)
         while True:
             yield from (page or {}).get(items_key) or []
             href = ((page or {}).get("_links") or {}).get("next", {}).get("href")

@@ -107,7 +107,9 @@ def apply_diff(
     if at("ids"):
         if state["imports"] and state.get("started_at"):
             since = datetime.fromisoformat(state["started_at"]) - CLOCK_SKEW
-            state["ids_learned"] = learn_new_contact_ids(client, connection_id, since)
+            state["ids_learned"] = learn_new_contact_ids(
+                client, connection_id, since, state["added"]
+            )
         advance("done")
     return state
 
@@ -361,17 +363,25 @@ def learn_contact_ids(
     return found
 
 
-def learn_new_contact_ids(client: CCClient, connection_id: int, since: datetime) -> int:
-    """Store the CC ids of the contacts CC created since ``since`` (this run's imports made
-    them), paging GET /contacts?created_after at 500 a call, so a new contact's later
-    removal needs no export. Returns how many ids were stored or changed."""
+def learn_new_contact_ids(client: CCClient, connection_id: int, since: datetime, sent: int) -> int:
+    """Store the CC ids of the contacts CC created since ``since`` (this run's imports, which
+    sent ``sent`` rows, made them), paging GET /contacts?created_after at 500 a call, so a
+    new contact's later removal needs no export. Returns how many ids were stored or changed.
+
+    The first page asks for the count: when CC created more contacts in that window than
+    the run could have (an import that ended minutes ago, another app), nothing more is
+    paged — those ids are left to an export, never thousands of calls."""
     params = {
         "created_after": since.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "limit": 500,
+        "include_count": "true",
     }
+    first = client.request("GET", "/contacts", params=params) or {}
+    if int(first.get("contacts_count") or 0) > sent:
+        return 0
 
     def pairs() -> Iterator[tuple[str, str]]:
-        for contact in client.paginate("/contacts", params, "contacts"):
+        for contact in client.paginate_from(first, "contacts"):
             email = ((contact.get("email_address") or {}).get("address") or "").strip().lower()
             if email and contact.get("contact_id"):
                 yield email, contact["contact_id"]

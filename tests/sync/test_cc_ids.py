@@ -68,9 +68,14 @@ def test_one_export_teaches_the_mirror_every_id_in_it(cc) -> None:
     _mirror(conn.id, new)
     bulk.import_contacts(client, [bulk.import_row(e) for e in new], [list_id], **NO_WAIT)
     before = client.calls
-    assert learn_new_contact_ids(client, conn.id, since) == 600
+    # more contacts created in the window than the run sent (an import just before): the
+    # count on the first page stops it, one call, nothing paged
+    assert learn_new_contact_ids(client, conn.id, since, sent=599) == 0
+    assert client.calls - before == 1 and _ids(conn.id)["n0@example.com"] is None
+    before = client.calls
+    assert learn_new_contact_ids(client, conn.id, since, sent=600) == 600
     assert client.calls - before == 2
     ids = _ids(conn.id)
     assert ids["n599@example.com"] == _contact_id(client, "n599@example.com")
     assert ids["c5@example.com"] == found["c5@example.com"]  # the older ones are untouched
-    assert learn_new_contact_ids(client, conn.id, since) == 0  # nothing differs any more
+    assert learn_new_contact_ids(client, conn.id, since, 600) == 0  # nothing differs now

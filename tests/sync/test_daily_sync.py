@@ -397,7 +397,7 @@ class RecordingCC:
             self.exports.append(sorted(list_ids))
             yield from export.items()
 
-        def learn_new_contact_ids(client, connection_id, since):
+        def learn_new_contact_ids(client, connection_id, since, sent):
             self.new_id_lookups += 1
             return 0
 
