@@ -1,5 +1,10 @@
 """The work behind bulk activities, in set-based SQL: JSON import, list membership changes,
 and the row query of a contact export. Called with the store lock held, inside a transaction.
+
+Joins from an activity's own rows (temp tables ``imp``, ``srcids``) to ``contacts`` are
+written ``CROSS JOIN``, which SQLite never reorders: without statistics it otherwise chose
+to walk the whole account's contacts and probe the temp table, so a 500-id removal cost a
+scan of 1.29M contacts (seconds each) instead of 500 index lookups.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ def apply_import(
         r[0]: r[1:]
         for r in conn.execute(
             "SELECT c.email_key, c.id, c.permission, c.opt_out_source FROM imp"
-            " JOIN contacts c ON c.account=? AND c.email_key=imp.email_key",
+            " CROSS JOIN contacts c ON c.account=? AND c.email_key=imp.email_key",
             (acc,),
         )
     }
@@ -94,7 +99,8 @@ def apply_import(
     targets = [
         r[0]
         for r in conn.execute(
-            "SELECT c.id FROM imp JOIN contacts c ON c.account=? AND c.email_key=imp.email_key",
+            "SELECT c.id FROM imp CROSS JOIN contacts c"
+            " ON c.account=? AND c.email_key=imp.email_key",
             (acc,),
         )
     ]
@@ -134,14 +140,14 @@ def _source_table(
             "INSERT OR IGNORE INTO srcids VALUES (?)", ((str(c),) for c in source["contact_ids"])
         )
         conn.execute(
-            "INSERT OR IGNORE INTO src SELECT c.id FROM srcids JOIN contacts c ON"
+            "INSERT OR IGNORE INTO src SELECT c.id FROM srcids CROSS JOIN contacts c ON"
             f" c.contact_id=srcids.cid WHERE c.account=? AND {live}",
             (acc,),
         )
         found = {
             r[0]
             for r in conn.execute(
-                "SELECT c.contact_id FROM srcids JOIN contacts c ON c.contact_id=srcids.cid"
+                "SELECT c.contact_id FROM srcids CROSS JOIN contacts c ON c.contact_id=srcids.cid"
                 " WHERE c.account=?",
                 (acc,),
             )
