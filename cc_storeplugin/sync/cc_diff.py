@@ -13,8 +13,9 @@ the next runs. Leavers that cannot be on a CC list (an address CC refuses; unsub
 which CC takes off every list itself) never cause an export.
 
 Rule (fewest calls): a list is *rebuilt* — one remove-all-members activity, then its current
-members imported (⌈members / 40,000⌉ imports) — instead of diffed when
-``1 + ⌈members / 40,000⌉ < ⌈left / 500⌉`` (or when its list was just created).
+members imported (⌈members / 40,000⌉ imports) — instead of diffed when that takes at most
+half the calls, ``2 × (1 + ⌈members / 40,000⌉) ≤ ⌈left / 500⌉`` (or when its list was just
+created; see ``rebuild_is_cheaper``).
 
 All activities of the run are awaited together (one GET /activities a polling round). Then
 the ids of the contacts the run's imports created are learned (GET /contacts?created_after,
