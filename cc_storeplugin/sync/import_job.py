@@ -46,7 +46,7 @@ from cc_storeplugin.sync.connections import mark_disconnected, paused_reason
 from cc_storeplugin.sync.consent_sync import pull_cc_unsubscribes, record_skipped_unsubscribed
 from cc_storeplugin.sync.prefetch import prefetch
 from cc_storeplugin.sync.runs import create_run, mark_complete, mark_running, quarantine
-from cc_storeplugin.sync.stats import recompute_stats
+from cc_storeplugin.sync.stats import recompute_all_stats
 
 log = logging.getLogger(__name__)
 _RUN_LOCKS: dict[int, Lock] = {}
@@ -169,7 +169,7 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
         advance("stats")
     if at("stats"):
         _set(run_id, phase="stats")
-        recompute_stats(connection_id)
+        recompute_all_stats(connection_id)
         advance("segments")
     if at("segments"):
         _set(run_id, phase="segments")

@@ -144,6 +144,8 @@ def merge_staged_orders(connection_id: int, run_id: int) -> int:
     if not staged:
         return 0
     params["upto"] = upto
+    # The newest-version sort of a batch (a few tens of MB) in memory, not in temp files.
+    conn.execute(text("SELECT set_config('work_mem', '64MB', true)"))
     conn.execute(_GUESTS, params)
     conn.execute(_ORDERS_AND_LINES, params)
     conn.execute(text("DELETE FROM order_stage WHERE run_id = :run AND id <= :upto"), params)

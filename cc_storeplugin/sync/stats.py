@@ -4,14 +4,18 @@ A purchase is an order with ``is_purchase`` true (the adapters apply the DESIGN'
 purchase_count, total_spent (sum of grand_total - total_refunded), first_purchase_at and
 last_purchase_at are set by one UPDATE ... FROM (SELECT ... GROUP BY) per call (per chunk
 of ids), the same statement on PostgreSQL and SQLite (>= 3.33). Only rows whose figures
-change are rewritten, so a daily recompute over unchanged contacts writes nothing.
+change are rewritten, so a daily recompute over unchanged contacts writes nothing. The
+import recomputes the whole connection with ``recompute_all_stats``: on PostgreSQL, two
+sessions at once over halves of the id range.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Connection, Table, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -33,20 +37,72 @@ def recompute_stats(connection_id: int, customer_ids: Collection[int] | None = N
     if customer_ids is None:
         if conn.dialect.name != "postgresql":
             return _recompute(conn, connection_id, None)
-        # Hash the connection's orders in memory (seq or bitmap scan) instead of walking
-        # them customer by customer through an index: 2x faster once they outgrow the cache.
-        settings = {"work_mem": "128MB", "enable_indexscan": "off"}
-        saved = {k: conn.exec_driver_sql(f"SHOW {k}").scalar() for k in settings}
-        _set_local(conn, settings)
-        changed = _recompute(conn, connection_id, None)  # on error, rollback undoes the SETs
-        _set_local(conn, saved)
-        return changed
+        return _recompute_hashed(conn, connection_id)
     ids = sorted(set(customer_ids))
     size = _IDS_PER_STATEMENT.get(conn.dialect.name, 500)
     return sum(_recompute(conn, connection_id, ids[i : i + size]) for i in range(0, len(ids), size))
 
 
-def _recompute(conn: Connection, connection_id: int, ids: Sequence[int] | None) -> int:
+PARTS = 2  # PostgreSQL sessions of recompute_all_stats (an UPDATE ... FROM is one core)
+
+
+def recompute_all_stats(connection_id: int) -> int:
+    """Recompute every contact of the connection, committed; returns the contacts changed.
+
+    On PostgreSQL the contacts are split into PARTS id ranges, each recomputed and committed
+    by its own session at once (the import's stats phase on a million contacts is one long
+    UPDATE otherwise, with the second core idle). Rerunning it after a failure is harmless.
+    """
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        changed = _recompute(conn, connection_id, None)
+        db.session.commit()
+        return changed
+    lo, hi = conn.execute(
+        select(func.min(CUSTOMERS.c.id), func.max(CUSTOMERS.c.id)).where(
+            CUSTOMERS.c.connection_id == connection_id
+        )
+    ).one()
+    db.session.commit()
+    if lo is None:
+        return 0
+    step = (hi - lo) // PARTS + 1
+    ranges = [(lo + i * step, min(hi, lo + (i + 1) * step - 1)) for i in range(PARTS)]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def part(bounds: tuple[int, int]) -> int:
+        with app.app_context():
+            try:
+                changed = _recompute_hashed(db.session.connection(), connection_id, bounds)
+                db.session.commit()
+                return changed
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(PARTS, thread_name_prefix="stats") as pool:
+        return sum(pool.map(part, ranges))
+
+
+def _recompute_hashed(
+    conn: Connection, connection_id: int, bounds: tuple[int, int] | None = None
+) -> int:
+    """PostgreSQL: hash the connection's orders in memory (seq or bitmap scan) instead of
+    walking them customer by customer through an index: 2x faster once they outgrow the
+    cache."""
+    settings = {"work_mem": "128MB", "enable_indexscan": "off"}
+    saved = {k: conn.exec_driver_sql(f"SHOW {k}").scalar() for k in settings}
+    _set_local(conn, settings)
+    changed = _recompute(conn, connection_id, None, bounds)  # on error, rollback undoes SETs
+    _set_local(conn, saved)
+    return changed
+
+
+def _recompute(
+    conn: Connection,
+    connection_id: int,
+    ids: Sequence[int] | None,
+    bounds: tuple[int, int] | None = None,
+) -> int:
     o, c = ORDERS.c, CUSTOMERS.c
     purchases = select(
         o.customer_id.label("cid"),
@@ -60,6 +116,9 @@ def _recompute(conn: Connection, connection_id: int, ids: Sequence[int] | None) 
     if ids is not None:
         purchases = purchases.where(_one_of(conn, o.customer_id, ids))
         scope.append(_one_of(conn, contacts.c.id, ids))
+    if bounds is not None:
+        purchases = purchases.where(o.customer_id.between(*bounds))
+        scope.append(contacts.c.id.between(*bounds))
     agg = purchases.group_by(o.customer_id).subquery("purchases")
     fresh = (
         select(

@@ -12,7 +12,7 @@ from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Customer, Merchant, StoreConnection
 from cc_storeplugin.platforms.base import CustomerRecord, OrderRecord
 from cc_storeplugin.sync.mirror import upsert_customers, upsert_orders
-from cc_storeplugin.sync.stats import recompute_stats
+from cc_storeplugin.sync.stats import recompute_all_stats, recompute_stats
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -137,3 +137,24 @@ def test_a_full_recompute_leaves_the_session_settings_as_they_were(conns):
     assert db.session.execute(text("SHOW enable_indexscan")).scalar() == "on"
     db.session.commit()
     assert stats(a, "ann@example.com")[0] == 1
+
+
+def test_recompute_all_splits_the_contacts_and_commits_every_part(conns):
+    """The import's stats phase (two sessions on PostgreSQL, by id range) gives every contact
+    of the connection, at both ends of the id range, the same figures as the serial path,
+    and leaves the other connection alone."""
+    a, b = conns
+    emails = [f"p{n}@example.com" for n in range(9)]
+    upsert_customers(a, [CustomerRecord(platform_id=str(n), email=e) for n, e in enumerate(emails)])
+    upsert_orders(a, [order(n, e, f"{10 + n}.00", day=n) for n, e in enumerate(emails) if n % 4])
+    upsert_orders(b, [order(99, "p0@example.com", "5.00")])
+    db.session.commit()
+
+    assert recompute_all_stats(a) == 6  # contacts 1-3 and 5-7 bought
+    db.session.remove()
+    for n, e in enumerate(emails):
+        want = (1, Decimal(f"{10 + n}.00"), T0 + timedelta(days=n), T0 + timedelta(days=n))
+        assert stats(a, e) == (want if n % 4 else (0, Decimal("0"), None, None))
+    assert stats(b, "p0@example.com") == (0, Decimal("0"), None, None)  # not recomputed
+    assert recompute_all_stats(a) == 0
+    assert recompute_all_stats(b) == 1

@@ -191,16 +191,28 @@ def _required_time(item: dict, name: str) -> datetime:
     return when
 
 
+_ZERO = Decimal("0")
+
+
 def money(value: Any, name: str) -> Decimal:
-    """A JSON number (or numeric text) as Decimal; absent → 0."""
-    if value is None or value == "":
-        return Decimal("0")
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    """A JSON number (or numeric text) as Decimal; absent → 0.
+
+    Called a few times per order line on every page, so JSON's own types go first.
+    """
+    kind = type(value)
+    if kind is int:
+        return Decimal(value)
+    if kind is float:
+        out = Decimal(repr(value))  # the shortest text of the float, as str() gives
+    elif value is None or value == "":
+        return _ZERO
+    elif isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Reject(f"bad {name}")
-    try:
-        out = Decimal(str(value))
-    except InvalidOperation:
-        raise Reject(f"bad {name}") from None
+    else:
+        try:
+            out = Decimal(str(value))
+        except InvalidOperation:
+            raise Reject(f"bad {name}") from None
     if not out.is_finite():
         raise Reject(f"bad {name}")
     return out
