@@ -5,7 +5,7 @@ from cc_storeplugin.models.consent import ConsentEvent, LedgerIsAppendOnly
 from cc_storeplugin.models.customers import Cart, Customer, Order, OrderItem, normalize_email
 from cc_storeplugin.models.merchants import Merchant
 from cc_storeplugin.models.segments import Segment, SegmentMembership, SegmentTransition
-from cc_storeplugin.models.staging import OrderStage
+from cc_storeplugin.models.staging import CustomerStage, OrderStage
 from cc_storeplugin.models.stores import StoreConnection
 from cc_storeplugin.models.sync import StoreEvent, SyncError, SyncRun
 
@@ -18,6 +18,7 @@ __all__ = [
     "Merchant",
     "Order",
     "OrderItem",
+    "CustomerStage",
     "OrderStage",
     "Segment",
     "SegmentMembership",

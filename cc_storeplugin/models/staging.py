@@ -1,9 +1,10 @@
-"""Pages of orders staged by the import on PostgreSQL, merged into the mirror in batches.
+"""Pages of orders and customers staged by the import on PostgreSQL, merged in batches.
 
 A page is COPYed here and committed with the import's checkpoint, so it is persisted as
 soon as it is downloaded; ``sync.order_stage`` merges tens of thousands of staged orders in
 a few set-based statements (a third of the per-row cost of page-sized upserts) and deletes
-them in the same transaction. No foreign keys: rows live for minutes and go with their run.
+them in the same transaction; ``sync.customer_stage`` does the same for customers. No
+foreign keys: rows live for minutes and go with their run.
 """
 
 from __future__ import annotations
@@ -41,3 +42,24 @@ class OrderStage(Base):
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+class CustomerStage(Base):
+    """One downloaded registered customer waiting to be merged into its contact.
+
+    Names and group are stored stripped (None when blank) and the email normalized, as the
+    page upsert compares them; ``subscribed`` is the store's claim (None: no claim).
+    """
+
+    __tablename__ = "customer_stage"
+    __table_args__ = (Index("ix_customer_stage_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    platform_customer_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    customer_group: Mapped[str | None] = mapped_column(String(64))
+    subscribed: Mapped[bool | None] = mapped_column(Boolean)
+    platform_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -34,12 +34,12 @@ from cc_storeplugin.models import (
     SyncRun,
     utcnow,
 )
-from cc_storeplugin.platforms.base import OrderRecord
+from cc_storeplugin.platforms.base import CustomerRecord, OrderRecord
 from cc_storeplugin.platforms.magento.errors import MagentoUnauthorized
 from cc_storeplugin.queueing import queues
 from cc_storeplugin.segments.builtin import ensure_builtin_segments
 from cc_storeplugin.segments.evaluate import evaluate_segments
-from cc_storeplugin.sync import mirror, order_stage
+from cc_storeplugin.sync import customer_stage, mirror, order_stage
 from cc_storeplugin.sync.adapters import adapter_for
 from cc_storeplugin.sync.cc_export import export_segments
 from cc_storeplugin.sync.connections import mark_disconnected, paused_reason
@@ -162,7 +162,7 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
         _save(run_id, cp)
 
     if at("customers"):
-        _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers, connection_id)
+        _fetch_customers(run_id, cp, adapter, connection_id)
         advance("orders")
     if at("orders"):
         _fetch_orders(run_id, cp, adapter, connection_id)
@@ -232,32 +232,62 @@ def _platform(connection_id: int) -> str:
 
 
 def _staged() -> bool:
-    """PostgreSQL imports stage order pages with COPY and merge them in batches."""
+    """PostgreSQL imports stage customer and order pages with COPY and merge them in batches."""
     return db.session.connection().dialect.name == "postgresql"
 
 
+def _fetch_customers(run_id: int, cp: dict[str, Any], adapter: Any, connection_id: int) -> None:
+    """Customers: page upserts, or on PostgreSQL staged pages merged in the background."""
+    if not _staged():
+        _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers, connection_id)
+        return
+
+    def stage(run_id: int, records: Sequence[CustomerRecord]) -> tuple[int, dict[str, Any]]:
+        result = customer_stage.stage_customers(run_id, records)
+        return result["staged"], result
+
+    _fetch_staged(
+        run_id, cp, "customers", adapter.customers, stage,
+        customer_stage.merge_staged_customers, connection_id,
+    )  # fmt: skip
+
+
 def _fetch_orders(run_id: int, cp: dict[str, Any], adapter: Any, connection_id: int) -> None:
-    """Orders: each page staged with its checkpoint; on PostgreSQL a background session
-    merges every MERGE_EVERY staged orders while the next pages download, then the rest."""
+    """Orders: page upserts, or on PostgreSQL staged pages merged in the background."""
     if not _staged():
         _fetch(run_id, cp, "orders", adapter.orders, mirror.upsert_orders, connection_id)
         return
-    merger = order_stage.BackgroundMerger(connection_id, run_id)
+
+    def stage(run_id: int, records: Sequence[OrderRecord]) -> tuple[int, None]:
+        return order_stage.stage_orders(run_id, records), None
+
+    _fetch_staged(
+        run_id, cp, "orders", adapter.orders, stage, order_stage.merge_staged_orders,
+        connection_id,
+    )  # fmt: skip
+
+
+def _fetch_staged(run_id, cp, kind, pages, stage, merge, connection_id) -> None:
+    """Each page is staged with its checkpoint; a background session merges every
+    MERGE_EVERY staged rows while the next pages download, then this thread the rest."""
+    merger = order_stage.BackgroundMerger(connection_id, run_id, merge)
     pending = 0
 
-    def write(cid: int, records: Sequence[OrderRecord]) -> None:
+    def write(cid: int, records: Sequence[Any]) -> Any:
         nonlocal pending
-        pending += order_stage.stage_orders(run_id, records)
+        staged, result = stage(run_id, records)
+        pending += staged
         if pending >= order_stage.MERGE_EVERY:
             merger.request()  # it sees this page once _fetch commits the checkpoint
             pending = 0
+        return result
 
     try:
-        _fetch(run_id, cp, "orders", adapter.orders, write, connection_id)
+        _fetch(run_id, cp, kind, pages, write, connection_id)
     finally:
         merger.close()
-    _set(run_id, phase="orders")
-    order_stage.merge_staged_orders(connection_id, run_id)
+    _set(run_id, phase=kind)
+    merge(connection_id, run_id)
 
 
 def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
@@ -356,6 +386,7 @@ def import_failed(run_id: int, message: str) -> None:
     run.connection.status = "failed"
     run.connection.status_reason = f"import failed: {message}"
     if _staged():  # a new import starts over; its pages are downloaded again
+        customer_stage.discard_staged(run_id)
         order_stage.discard_staged(run_id)
     db.session.commit()
     _notify("send_import_failed", run_id)

@@ -82,6 +82,23 @@ def upsert_customers(
         for r in _lookup(conn, CUSTOMERS, "email", connection_id, rows, with_lock=True)
     }
     written = _run(conn, _customers_upsert, list(rows.values())).all()
+    events = record_consent_changes(conn, connection_id, written, before, now, run_id)
+    inserted = sum(1 for r in written if r.email not in before)
+    _note_writes(conn, CUSTOMERS, inserted)
+    unchanged = len(rows) - len(written)
+    return _counts(inserted, len(written) - inserted, unchanged, rejected, events)
+
+
+def record_consent_changes(
+    conn: Connection,
+    connection_id: int,
+    written: Sequence[Any],
+    before: dict[str, str],
+    now: datetime,
+    run_id: int | None,
+) -> int:
+    """Append a ConsentEvent (source ``store``) for every written contact whose consent
+    state differs from ``before`` (email -> state, absent = not_set); returns how many."""
     events = [
         {
             "connection_id": connection_id,
@@ -99,10 +116,7 @@ def upsert_customers(
     ]
     if events:
         _run(conn, _plain_insert, events, EVENTS, EVENT_COLS)
-    inserted = sum(1 for r in written if r.email not in before)
-    _note_writes(conn, CUSTOMERS, inserted)
-    unchanged = len(rows) - len(written)
-    return _counts(inserted, len(written) - inserted, unchanged, rejected, len(events))
+    return len(events)
 
 
 def upsert_orders(connection_id: int, records: Sequence[OrderRecord]) -> set[int]:
@@ -317,7 +331,19 @@ def _guests_insert(dialect: str) -> Any:
 
 @cache
 def _customers_upsert(dialect: str) -> Any:
-    stmt = _insert(CUSTOMERS, CONTACT_COLS, dialect)
+    return _customer_conflict(_insert(CUSTOMERS, CONTACT_COLS, dialect), dialect)
+
+
+def customers_upsert_from(source: Any) -> Any:
+    """PostgreSQL: the page upsert's statement with ``source`` (a select of CONTACT_COLS,
+    one row per email) instead of a page parameter; returns id, email, consent_state,
+    consent_updated_at of the rows it wrote. Used by the import's staged customer merge."""
+    stmt = postgresql.insert(CUSTOMERS).from_select(list(CONTACT_COLS), source)
+    return _customer_conflict(stmt, "postgresql")
+
+
+def _customer_conflict(stmt: Any, dialect: str) -> Any:
+    """The contact rules of the module docstring as ON CONFLICT (connection_id, email)."""
     c, x = CUSTOMERS.c, stmt.excluded
     pid, xpid = c.platform_customer_id, x.platform_customer_id
     wins = or_(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import current_app
@@ -153,17 +153,25 @@ def merge_staged_orders(connection_id: int, run_id: int) -> int:
 
 
 class BackgroundMerger:
-    """Merges staged orders on its own database session in a thread, so PostgreSQL merges
-    one batch on the second core while the import downloads and stages the next.
+    """Merges staged rows (``merge(connection_id, run_id)``: orders by default, or
+    ``customer_stage.merge_staged_customers``) on its own database session in a thread, so
+    PostgreSQL merges one batch on the second core while the import downloads and stages
+    the next.
 
     One merge at a time; ``request()`` asks for another after the current one; ``close()``
     waits and re-raises a merge's error in the caller (the job then retries and the final
     merge picks up whatever is still staged).
     """
 
-    def __init__(self, connection_id: int, run_id: int) -> None:
+    def __init__(
+        self,
+        connection_id: int,
+        run_id: int,
+        merge: Callable[[int, int], int] | None = None,
+    ) -> None:
         self._app = current_app._get_current_object()  # type: ignore[attr-defined]
         self._ids = (connection_id, run_id)
+        self._merge = merge or merge_staged_orders
         self._wanted = threading.Event()
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -194,7 +202,7 @@ class BackgroundMerger:
                     self._wanted.clear()
                     if self._stop.is_set():
                         return
-                    self.merged += merge_staged_orders(*self._ids)
+                    self.merged += self._merge(*self._ids)
                     db.session.commit()
             except BaseException as exc:  # handed to the import's thread
                 db.session.rollback()

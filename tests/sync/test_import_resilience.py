@@ -135,6 +135,8 @@ def checkpoint_of(connection_id: int) -> tuple[str, dict]:
 
 
 MIDWAY = {
+    # PostgreSQL stages customer pages and merges them later: the kill leaves staged rows.
+    "customers": lambda cp: cp.get("phase") == "customers" and cp.get("customers_done", 0) > 0,
     "orders": lambda cp: cp.get("phase") == "orders" and cp.get("orders_done", 0) > 0,
     "cc_export": lambda cp: (
         cp.get("phase") == "cc_export" and (cp.get("export") or {}).get("activities", 0) >= 1
@@ -145,12 +147,14 @@ MIDWAY = {
 @pytest.mark.slow
 @pytest.mark.redis
 @pytest.mark.postgres
-@pytest.mark.parametrize("kill_at", ["orders", "cc_export"])
+@pytest.mark.parametrize("kill_at", ["customers", "orders", "cc_export"])
 def test_a_worker_killed_mid_import_resumes_without_gaps_or_duplicates(
     kill_at, tmp_path, store_factory, stack_factory, redis_url, pg_database_url
 ):
     store = store_factory(customers=3000, seed=11)
-    stack = stack_factory(store, pg_database_url, redis_url=redis_url)
+    # Ten customer pages: slow them down enough for the kill to land among them.
+    slow = {"latency_ms": 250} if kill_at == "customers" else {}
+    stack = stack_factory(store, pg_database_url, redis_url=redis_url, magento_options=slow)
     env = worker_env(stack.app, tmp_path)
     log = tmp_path / "worker.log"
     first = start_worker(env, log)  # runs the token exchange, then the import
@@ -206,9 +210,9 @@ def test_a_worker_killed_mid_import_resumes_without_gaps_or_duplicates(
             .where(SyncError.run_id == run["id"], SyncError.reason == "invalid_email")
         )
     assert attempts == 2  # the killed attempt and the resumed one
-    if kill_at == "orders":  # resumed from the checkpointed page, not from scratch
-        assert run["checkpoint"]["orders_done"] == store_count(store, "orders")
-        assert at_kill["orders_done"] > 0
+    if kill_at in ("customers", "orders"):  # resumed from the checkpointed page
+        assert run["checkpoint"][f"{kill_at}_done"] == store_count(store, kill_at)
+        assert at_kill[f"{kill_at}_done"] > 0
     now = run_now(run)
     expected = expected_lists(store, now)
     assert_lists_equal_oracle(stack, connection_id, expected)
