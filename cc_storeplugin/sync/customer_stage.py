@@ -117,9 +117,7 @@ def _merge_statement() -> Any:
         bindparam("now"),
         bindparam("run", type_=BigInteger),
     ).select_from(up.outerjoin(_BEFORE, _BEFORE.c.email == up.c.email))
-    changed = changed.where(
-        up.c.consent_state != func.coalesce(_BEFORE.c.consent_state, "not_set")
-    )
+    changed = changed.where(up.c.consent_state != func.coalesce(_BEFORE.c.consent_state, "not_set"))
     cols = [e[name] for name in mirror.EVENT_COLS]
     return insert(mirror.EVENTS).from_select(cols, changed)
 
