@@ -161,11 +161,15 @@ def _run_phases(run_id: int, connection_id: int, cp: dict[str, Any]) -> str:
         count_calls()
         _save(run_id, cp)
 
-    if at("customers"):
-        _fetch_customers(run_id, cp, adapter, connection_id)
-        advance("orders")
     if at("orders"):
-        _fetch_orders(run_id, cp, adapter, connection_id)
+        if _staged():
+            _fetch_staged(run_id, cp, adapter, connection_id, at, advance)
+        else:
+            if at("customers"):
+                _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers,
+                       connection_id)  # fmt: skip
+                advance("orders")
+            _fetch(run_id, cp, "orders", adapter.orders, mirror.upsert_orders, connection_id)
         advance("stats")
     if at("stats"):
         _set(run_id, phase="stats")
@@ -236,58 +240,54 @@ def _staged() -> bool:
     return db.session.connection().dialect.name == "postgresql"
 
 
-def _fetch_customers(run_id: int, cp: dict[str, Any], adapter: Any, connection_id: int) -> None:
-    """Customers: page upserts, or on PostgreSQL staged pages merged in the background."""
-    if not _staged():
-        _fetch(run_id, cp, "customers", adapter.customers, mirror.upsert_customers, connection_id)
-        return
+def _fetch_staged(run_id, cp, adapter, connection_id, at, advance) -> None:
+    """PostgreSQL: customer, then order pages are each staged with their checkpoint, and one
+    background session merges what is staged (customers first: orders need their contacts)
+    every MERGE_EVERY rows while the next pages download; this thread merges the rest.
 
-    def stage(run_id: int, records: Sequence[CustomerRecord]) -> tuple[int, dict[str, Any]]:
-        result = customer_stage.stage_customers(run_id, records)
-        return result["staged"], result
-
-    _fetch_staged(
-        run_id, cp, "customers", adapter.customers, stage,
-        customer_stage.merge_staged_customers, connection_id,
-    )  # fmt: skip
-
-
-def _fetch_orders(run_id: int, cp: dict[str, Any], adapter: Any, connection_id: int) -> None:
-    """Orders: page upserts, or on PostgreSQL staged pages merged in the background."""
-    if not _staged():
-        _fetch(run_id, cp, "orders", adapter.orders, mirror.upsert_orders, connection_id)
-        return
-
-    def stage(run_id: int, records: Sequence[OrderRecord]) -> tuple[int, None]:
-        return order_stage.stage_orders(run_id, records), None
-
-    _fetch_staged(
-        run_id, cp, "orders", adapter.orders, stage, order_stage.merge_staged_orders,
-        connection_id,
-    )  # fmt: skip
-
-
-def _fetch_staged(run_id, cp, kind, pages, stage, merge, connection_id) -> None:
-    """Each page is staged with its checkpoint; a background session merges every
-    MERGE_EVERY staged rows while the next pages download, then this thread the rest."""
-    merger = order_stage.BackgroundMerger(connection_id, run_id, merge)
+    Customers still being merged when their last page is in do not hold up the orders'
+    download: the merger goes on with them while order pages are staged.
+    """
+    merger = order_stage.BackgroundMerger(connection_id, run_id, _merge_staged)
     pending = 0
 
-    def write(cid: int, records: Sequence[Any]) -> Any:
-        nonlocal pending
-        staged, result = stage(run_id, records)
-        pending += staged
-        if pending >= order_stage.MERGE_EVERY:
-            merger.request()  # it sees this page once _fetch commits the checkpoint
-            pending = 0
-        return result
+    def staging(stage: Any) -> Any:
+        def write(cid: int, records: Sequence[Any]) -> Any:
+            nonlocal pending
+            staged, result = stage(run_id, records)
+            pending += staged
+            if pending >= order_stage.MERGE_EVERY:
+                merger.request()  # it sees this page once _fetch commits the checkpoint
+                pending = 0
+            return result
+
+        return write
 
     try:
-        _fetch(run_id, cp, kind, pages, write, connection_id)
+        if at("customers"):
+            _fetch(run_id, cp, "customers", adapter.customers, staging(_stage_customers),
+                   connection_id)  # fmt: skip
+            advance("orders")
+        _fetch(run_id, cp, "orders", adapter.orders, staging(_stage_orders), connection_id)
     finally:
         merger.close()
-    _set(run_id, phase=kind)
-    merge(connection_id, run_id)
+    _set(run_id, phase="orders")
+    _merge_staged(connection_id, run_id)
+
+
+def _stage_customers(run_id: int, records: Sequence[CustomerRecord]) -> tuple[int, Any]:
+    result = customer_stage.stage_customers(run_id, records)
+    return result["staged"], result  # the result's rejected records are quarantined
+
+
+def _stage_orders(run_id: int, records: Sequence[OrderRecord]) -> tuple[int, None]:
+    return order_stage.stage_orders(run_id, records), None
+
+
+def _merge_staged(connection_id: int, run_id: int) -> int:
+    """Merge every committed staged customer, then every staged order, in one transaction."""
+    merged = customer_stage.merge_staged_customers(connection_id, run_id)
+    return merged + order_stage.merge_staged_orders(connection_id, run_id)
 
 
 def _fetch(run_id, cp, kind, pages, upsert, connection_id) -> None:
