@@ -204,11 +204,24 @@ class BackgroundMerger:
                         return
                     self.merged += self._merge(*self._ids)
                     db.session.commit()
+                    vacuum_stages()
             except BaseException as exc:  # handed to the import's thread
                 db.session.rollback()
                 self._error = exc
             finally:
                 db.session.remove()
+
+
+def vacuum_stages() -> None:
+    """VACUUM the stage tables (PostgreSQL, outside any transaction).
+
+    Every merge deletes what it merged, and each merge finds its rows through the run_id
+    index: left to autovacuum (20 % of the table, or off), the dead rows of earlier merges
+    stay behind that index, so on a 3M-order import every late merge read hundreds of MB
+    of dead heap pages. Vacuumed after each merge, the stages stay a batch or two in size.
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM customer_stage, order_stage")
 
 
 def discard_staged(run_id: int) -> None:
