@@ -48,8 +48,7 @@ def test_the_reader_runs_in_the_app_context_and_closes_what_it_read():
     def pages():
         try:
             seen["app"] = current_app.name
-            for n in range(10):
-                yield n
+            yield from range(10)
         finally:
             seen["closed_in"] = threading.current_thread().name
 
