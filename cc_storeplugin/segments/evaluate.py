@@ -20,12 +20,10 @@ so two evaluations of one connection never interleave.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import (
     Integer,
@@ -50,6 +48,7 @@ from cc_storeplugin.models import Customer, Segment, SegmentMembership, SegmentT
 from cc_storeplugin.models.base import UTCDateTime
 from cc_storeplugin.segments import builtin, custom_sql
 from cc_storeplugin.segments.custom_rules import load_rule
+from cc_storeplugin.sessions import in_parallel_sessions
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +131,12 @@ def _in_parallel(
 ) -> dict[str, dict[str, int]]:
     """Segments touch disjoint rows (their own memberships and log entries), so PARALLEL
     sessions evaluate them side by side; each commits its own, as the serial path does."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    def work(seg: Any) -> dict[str, int] | None:
-        with app.app_context():
-            try:
-                return _one(connection_id, seg, now, run_id)
-            finally:
-                db.session.remove()
-
-    with ThreadPoolExecutor(PARALLEL, thread_name_prefix="segments") as pool:
-        done = list(pool.map(work, segments))
+    done = in_parallel_sessions(
+        lambda seg: _one(connection_id, seg, now, run_id),
+        segments,
+        workers=PARALLEL,
+        name="segments",
+    )
     return {seg.key: r for seg, r in zip(segments, done, strict=True) if r is not None}
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Integer, and_, exists, literal, or_, select
 
 from cc_storeplugin.constantcontact import bulk
@@ -23,7 +22,6 @@ from cc_storeplugin.constantcontact.client import CCClient
 from cc_storeplugin.constantcontact.emails import check_email
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Customer, Segment, SegmentMembership
-from cc_storeplugin.sync.prefetch import prefetch
 from cc_storeplugin.sync.runs import quarantine
 
 Checkpoint = dict[str, Any]
@@ -66,7 +64,7 @@ def export_segments(
     # Resume: the activities submitted before the stop are waited for, then the stream goes
     # on after the last of them (they were all submitted, so none is sent twice).
     resume_at = cp["pending"][-1]["after"] if cp["pending"] else cp["after"]
-    for chunk in _read_ahead(_chunks(connection_id, others, resume_at)):
+    for chunk in _chunks(connection_id, others, resume_at):
         _quarantine(connection_id, run_id, chunk.invalid)
         entry: dict[str, Any] = {"activity_id": None, "after": [chunk.combo, chunk.last_id]}
         if chunk.rows:
@@ -88,16 +86,6 @@ def export_segments(
     if progress:
         progress(cp["sent"])
     return cp
-
-
-def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """PostgreSQL: the next chunk is read and checked in a thread while this one is sent
-    and CC works on it (the stream has its own connection there). SQLite reads on the
-    session's connection, so it stays on this thread."""
-    if db.engine.dialect.name != "postgresql":
-        return chunks
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return prefetch(chunks, depth=1, app=app)
 
 
 def _in_flight(cp: Checkpoint) -> int:

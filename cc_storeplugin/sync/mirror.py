@@ -82,23 +82,6 @@ def upsert_customers(
         for r in _lookup(conn, CUSTOMERS, "email", connection_id, rows, with_lock=True)
     }
     written = _run(conn, _customers_upsert, list(rows.values())).all()
-    events = record_consent_changes(conn, connection_id, written, before, now, run_id)
-    inserted = sum(1 for r in written if r.email not in before)
-    _note_writes(conn, CUSTOMERS, inserted)
-    unchanged = len(rows) - len(written)
-    return _counts(inserted, len(written) - inserted, unchanged, rejected, events)
-
-
-def record_consent_changes(
-    conn: Connection,
-    connection_id: int,
-    written: Sequence[Any],
-    before: dict[str, str],
-    now: datetime,
-    run_id: int | None,
-) -> int:
-    """Append a ConsentEvent (source ``store``) for every written contact whose consent
-    state differs from ``before`` (email -> state, absent = not_set); returns how many."""
     events = [
         {
             "connection_id": connection_id,
@@ -116,7 +99,10 @@ def record_consent_changes(
     ]
     if events:
         _run(conn, _plain_insert, events, EVENTS, EVENT_COLS)
-    return len(events)
+    inserted = sum(1 for r in written if r.email not in before)
+    _note_writes(conn, CUSTOMERS, inserted)
+    unchanged = len(rows) - len(written)
+    return _counts(inserted, len(written) - inserted, unchanged, rejected, len(events))
 
 
 def upsert_orders(connection_id: int, records: Sequence[OrderRecord]) -> set[int]:

@@ -7,47 +7,34 @@ raised in the consumer at the point it happened.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
-from flask import Flask
-
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(pages: Iterator[T], depth: int = 4, *, app: Flask | None = None) -> Iterator[T]:
-    """Yield the items of ``pages`` produced by a background thread, ``depth`` ahead.
-
-    ``app``: the reader runs ``pages`` inside that app's context (for a generator that
-    opens its own database connection). A generator is closed by the reader, so its
-    ``finally`` runs in the thread that ran it.
-    """
+def prefetch(pages: Iterator[T], depth: int = 4) -> Iterator[T]:
+    """Yield the items of ``pages`` produced by a background thread, ``depth`` ahead."""
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
-        with app.app_context() if app is not None else contextlib.nullcontext():
-            try:
-                for item in pages:
-                    while not stop.is_set():
-                        try:
-                            box.put(item, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                box.put(_DONE)
-            except BaseException as exc:  # handed to the consumer, which raises it
-                box.put(exc)
-            finally:
-                close = getattr(pages, "close", None)
-                if close is not None:
-                    close()
+        try:
+            for item in pages:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            box.put(exc)
 
     reader = threading.Thread(target=produce, name="cc-prefetch", daemon=True)
     reader.start()

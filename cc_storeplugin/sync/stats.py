@@ -12,15 +12,14 @@ sessions at once over halves of the id range.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Connection, Table, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from cc_storeplugin.extensions import db
 from cc_storeplugin.models import Customer, Order, utcnow
+from cc_storeplugin.sessions import in_parallel_sessions
 
 CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 ORDERS: Table = Order.__table__  # type: ignore[assignment]
@@ -68,19 +67,13 @@ def recompute_all_stats(connection_id: int) -> int:
         return 0
     step = (hi - lo) // PARTS + 1
     ranges = [(lo + i * step, min(hi, lo + (i + 1) * step - 1)) for i in range(PARTS)]
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def part(bounds: tuple[int, int]) -> int:
-        with app.app_context():
-            try:
-                changed = _recompute_hashed(db.session.connection(), connection_id, bounds)
-                db.session.commit()
-                return changed
-            finally:
-                db.session.remove()
+        changed = _recompute_hashed(db.session.connection(), connection_id, bounds)
+        db.session.commit()
+        return changed
 
-    with ThreadPoolExecutor(PARTS, thread_name_prefix="stats") as pool:
-        return sum(pool.map(part, ranges))
+    return sum(in_parallel_sessions(part, ranges, workers=PARTS, name="stats"))
 
 
 def _recompute_hashed(

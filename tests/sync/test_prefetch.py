@@ -37,22 +37,3 @@ def test_an_error_in_the_reader_is_raised_where_it_happened():
     assert [next(it), next(it)] == [1, 2]
     with pytest.raises(ConnectionError, match="store went away"):
         next(it)
-
-
-def test_the_reader_runs_in_the_app_context_and_closes_what_it_read():
-    from flask import Flask, current_app
-
-    app = Flask("prefetch-test")
-    seen = {}
-
-    def pages():
-        try:
-            seen["app"] = current_app.name
-            yield from range(10)
-        finally:
-            seen["closed_in"] = threading.current_thread().name
-
-    it = prefetch(pages(), depth=1, app=app)
-    assert [next(it), next(it)] == [0, 1]
-    it.close()  # the consumer stops early
-    assert seen == {"app": "prefetch-test", "closed_in": "cc-prefetch"}
